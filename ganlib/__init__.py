@@ -1,0 +1,11 @@
+"""ganlib: the training code behind the open GAN/VAE tutorial book.
+
+Modules, one concept each:
+  env      profile (quick/full), device, seeding, version report
+  data     datasets (MNIST, 8x8 digits, toy distributions) and a device-resident loader
+"""
+__version__ = "0.1.0"
+
+from .env import by_profile, default_device, describe_environment, profile, seed_everything
+
+__all__ = ["by_profile", "default_device", "describe_environment", "profile", "seed_everything"]

@@ -1,0 +1,255 @@
+"""Datasets for the book, and a loader that keeps a whole dataset on the training device.
+
+* Images: MNIST / Fashion-MNIST through torchvision, scaled to [-1, 1]; scikit-learn's bundled
+  8x8 digits as a tiny offline dataset.
+* Toy distributions: a 1D Gaussian, PacGAN's ring and grid of Gaussians, two moons and a spiral.
+  Each has ``dim`` and ``sample(n, generator=None)``.
+* :class:`DeviceLoader`: the dataset lives on the device; each epoch is one ``randperm``.
+
+The data root is ``$GANLIB_DATA`` if set, else a per-user cache folder (``data_root()``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+# ----------------------------------------------------------------------------- the data root
+
+
+def data_root() -> Path:
+    """Where datasets live: ``$GANLIB_DATA``, else ``$XDG_CACHE_HOME/ganlib/data`` (~/.cache/...)."""
+    env = os.environ.get("GANLIB_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "ganlib" / "data"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says how to fix it."""
+
+
+# ----------------------------------------------------------------------------- image datasets
+
+_TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+def load_mnist(split: str = "train", dataset: str = "mnist", root: str | Path | None = None,
+               download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load MNIST (or ``dataset="fashion_mnist"``) as ``(images, labels)`` tensors.
+
+    ``images`` is float32 of shape (N, 1, 28, 28) scaled to [-1, 1] (the range of a tanh
+    generator); ``labels`` is int64 of shape (N,). ``split`` is ``"train"`` (60k) or ``"test"`` (10k).
+    Files are read from ``root`` (default :func:`data_root`) in torchvision's layout, and
+    downloaded there if missing and ``download`` is true.
+    """
+    import torchvision
+
+    if dataset not in _TORCHVISION_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(_TORCHVISION_DATASETS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    root = Path(root) if root is not None else data_root()
+    cls = getattr(torchvision.datasets, _TORCHVISION_DATASETS[dataset])
+    try:
+        ds = cls(root=str(root), train=(split == "train"), download=download)
+    except Exception as err:  # torchvision raises RuntimeError, URLError or OSError here
+        folder = root / cls.__name__ / "raw"
+        reason = (str(err).strip().splitlines() or [""])[0].rstrip(":")  # keep it to one paragraph
+        how = "could not be downloaded" if download else "download=False was given"
+        raise DatasetNotFoundError(
+            f"Could not load {cls.__name__} ({split} split): it is not in {folder} and {how} "
+            f"({type(err).__name__}: {reason}). To fix it, either connect to the internet and "
+            f"run again (torchvision downloads it into {root}), or copy the four original "
+            f"*-ubyte.gz files into {folder}, or set the environment variable GANLIB_DATA to a folder "
+            f"that already holds {cls.__name__}/raw/ (for this repository: GANLIB_DATA=../shared/data)."
+        ) from None
+    images = ds.data.unsqueeze(1).float().div_(127.5).sub_(1.0)
+    return images, ds.targets.long()
+
+
+def load_digits(split: str = "all", test_fraction: float = 0.2, seed: int = 0):
+    """scikit-learn's bundled 8x8 digits (1,797 images; no download) as ``(images, labels)``.
+
+    ``images`` is float32 (N, 1, 8, 8) in [-1, 1] (the raw pixels are integers 0..16).
+    ``split`` is ``"all"``, or ``"train"``/``"test"`` from one fixed shuffle by ``seed``.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    if split == "all":
+        return images, labels
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test', not {split!r}")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_fraction * len(labels)))
+    idx = order[:n_test] if split == "test" else order[n_test:]
+    return images[idx], labels[idx]
+
+
+# ----------------------------------------------------------------------------- toy distributions
+
+
+@dataclass
+class Gaussian1D:
+    """N(mean, std^2) on the real line; samples have shape (n, 1)."""
+
+    mean: float = 4.0
+    std: float = 1.25
+    dim: int = field(default=1, init=False)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.mean + self.std * torch.randn(n, 1, generator=generator)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Normal(self.mean, self.std).log_prob(x)
+
+
+@dataclass
+class GaussianMixture2D:
+    """An equal-weight mixture of isotropic 2D Gaussians N(center_k, std^2 I)."""
+
+    centers: torch.Tensor  # (K, 2)
+    std: float
+    dim: int = field(default=2, init=False)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        k = torch.randint(len(self.centers), (n,), generator=generator)
+        return self.centers[k] + self.std * torch.randn(n, 2, generator=generator)
+
+
+def gaussian_ring(n_modes: int = 8, radius: float = 1.0, std: float = 0.01) -> GaussianMixture2D:
+    """``n_modes`` Gaussians evenly spaced on a circle, at angles 2*pi*i/n_modes, i = 0..n-1.
+
+    The defaults are PacGAN's ring (radius 1, variance 1e-4); the Unrolled GAN paper's ring is
+    radius 2, std 0.02. (Much public code uses ``np.linspace(0, 2*pi, n)``, which includes both
+    endpoints and so stacks two of the eight modes on the same point.)
+    """
+    angles = 2 * math.pi * torch.arange(n_modes, dtype=torch.float32) / n_modes
+    centers = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    return GaussianMixture2D(centers, std)
+
+
+def gaussian_grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture2D:
+    """A ``side`` x ``side`` grid of Gaussians centred on the origin.
+
+    The defaults are PacGAN's grid: centres (-4 + 2i, -4 + 2j) for i, j = 0..4, variance 0.0025.
+    """
+    offsets = spacing * (torch.arange(side, dtype=torch.float32) - (side - 1) / 2)
+    gx, gy = torch.meshgrid(offsets, offsets, indexing="ij")
+    return GaussianMixture2D(torch.stack([gx.flatten(), gy.flatten()], dim=1), std)
+
+
+@dataclass
+class TwoMoons:
+    """Two interleaving half circles (scikit-learn's ``make_moons`` shape), with Gaussian noise."""
+
+    noise: float = 0.05
+    dim: int = field(default=2, init=False)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        t = math.pi * torch.rand(n, generator=generator)
+        upper = torch.rand(n, generator=generator) < 0.5
+        x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+        y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+        return torch.stack([x, y], 1) + self.noise * torch.randn(n, 2, generator=generator)
+
+
+@dataclass
+class Spiral:
+    """A two-turn Archimedean spiral r = theta / (2*pi) * scale, with Gaussian noise."""
+
+    turns: float = 2.0
+    scale: float = 1.0
+    noise: float = 0.03
+    dim: int = field(default=2, init=False)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        # sqrt makes the density roughly uniform along the curve's length
+        theta = 2 * math.pi * self.turns * torch.rand(n, generator=generator).sqrt()
+        r = self.scale * theta / (2 * math.pi * self.turns)
+        xy = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], 1)
+        return xy + self.noise * torch.randn(n, 2, generator=generator)
+
+
+# ----------------------------------------------------------------------------- device-resident loader
+
+
+class DeviceLoader:
+    """Batches from tensors that live on the training device.
+
+    Each epoch permutes the whole dataset with one ``randperm`` (a device generator seeded with
+    ``seed``) and hands out contiguous slices: no worker processes, no host-to-device copies.
+    Iterating gives one epoch; :meth:`next_batch` goes on across epochs forever. The position is
+    part of :meth:`state_dict`, so a resumed run sees exactly the batches it would have seen.
+
+    Example::
+
+        images, labels = load_mnist()
+        loader = DeviceLoader(images, labels, batch_size=128, device="cuda")
+        for x, y in loader: ...
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, device=None, shuffle: bool = True,
+                 drop_last: bool = True, seed: int = 0):
+        if not tensors:
+            raise ValueError("DeviceLoader needs at least one tensor")
+        n = len(tensors[0])
+        if any(len(t) != n for t in tensors):
+            raise ValueError(f"all tensors must have the same length; got {[len(t) for t in tensors]}")
+        if not 0 < batch_size <= n:
+            raise ValueError(f"batch_size must be between 1 and the dataset size {n}; got {batch_size}")
+        from .env import default_device
+
+        self.device = default_device(device)
+        self.tensors = tuple(t.to(self.device) for t in tensors)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._epoch_start_state = self.generator.get_state()
+        self._epoch: tuple[torch.Tensor, ...] | None = None
+        self._cursor = 0  # index of the next batch within the current epoch
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _new_epoch(self) -> None:
+        self._epoch_start_state = self.generator.get_state()
+        if self.shuffle:
+            perm = torch.randperm(len(self.tensors[0]), device=self.device, generator=self.generator)
+            self._epoch = tuple(t[perm] for t in self.tensors)
+        else:
+            self._epoch = self.tensors
+        self._cursor = 0
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """The next batch, starting a new epoch when the current one is used up."""
+        if self._epoch is None or self._cursor >= len(self):
+            self._new_epoch()
+        i = self._cursor * self.batch_size
+        self._cursor += 1
+        return tuple(t[i:i + self.batch_size] for t in self._epoch)
+
+    def __iter__(self):
+        self._new_epoch()
+        for _ in range(len(self)):
+            yield self.next_batch()
+
+    def state_dict(self) -> dict:
+        """The epoch's starting RNG state and the batch cursor: enough to replay the epoch."""
+        return {"epoch_rng": self._epoch_start_state.clone(), "cursor": self._cursor,
+                "started": self._epoch is not None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["epoch_rng"])
+        if state["started"]:
+            self._new_epoch()  # regenerates the same permutation, then skips what was used
+            self._cursor = int(state["cursor"])
+        else:
+            self._epoch, self._cursor = None, 0
