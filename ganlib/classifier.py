@@ -93,7 +93,7 @@ def load_mnist_classifier(path: str | Path | None = None, device=None) -> MNISTC
     return model.to(device or "cpu").eval()
 
 
-def train_classifier(epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
+def train_classifier(epochs: int = 6, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
                      out: str | Path | None = None, log=print) -> tuple[MNISTClassifier, float]:
     """Train the classifier on the 60k MNIST training images; save it; return it and its test accuracy.
 
@@ -147,7 +147,7 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train the classifier and save its weights")
-    tr.add_argument("--epochs", type=int, default=3)
+    tr.add_argument("--epochs", type=int, default=6)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     tr.add_argument("--out", default=None, help=f"weights file (default {WEIGHTS_PATH})")

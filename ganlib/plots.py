@@ -25,3 +25,38 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     if title:
         ax.set_title(title)
     return ax
+
+
+def density_and_discriminator(ax, x, p_data, fake_samples=None, d_values=None, d_formula=None,
+                              title: str | None = None, bins: int = 60):
+    """One 1D GAN panel: the data density, a histogram of generated samples, and D(x) on a twin axis.
+
+    ``x`` is a 1D grid, ``p_data`` the data density on it, ``fake_samples`` G's samples (any shape
+    with one value per sample), ``d_values`` D's probabilities on ``x``, ``d_formula`` an optional
+    reference curve for D (e.g. the optimal discriminator). Returns the twin Axes holding D.
+    """
+    import numpy as np
+
+    x = np.asarray(x)
+    ax.plot(x, p_data, color="k", lw=1.5, label="$p_{data}$")
+    if fake_samples is not None:
+        fake = np.asarray(torch.as_tensor(fake_samples).detach().cpu().reshape(-1))
+        ax.hist(fake, bins=bins, range=(x[0], x[-1]), density=True, color="tab:orange", alpha=0.5,
+                label="samples of G ($p_g$)")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylabel("density")
+    ax.set_xlabel("x")
+    ax_d = ax.twinx()
+    if d_formula is not None:
+        ax_d.plot(x, d_formula, color="tab:blue", lw=3, alpha=0.35, label="$D^*(x)$ (formula)")
+    if d_values is not None:
+        ax_d.plot(x, d_values, color="tab:blue", lw=1.5, label="D(x)")
+    ax_d.axhline(0.5, color="tab:blue", lw=0.8, ls=":")
+    ax_d.set_ylim(0, 1)
+    ax_d.set_ylabel("D(x)", color="tab:blue")
+    if title:
+        ax.set_title(title)
+    handles = [h for a in (ax, ax_d) for h in a.get_legend_handles_labels()[0]]
+    labels = [lab for a in (ax, ax_d) for lab in a.get_legend_handles_labels()[1]]
+    ax.legend(handles, labels, loc="upper left", fontsize=8)
+    return ax_d

@@ -19,3 +19,119 @@ def _close(answer: float, expected: float, rel: float = 1e-3, abs_: float = 1e-6
         return math.isclose(float(answer), expected, rel_tol=rel, abs_tol=abs_)
     except (TypeError, ValueError):
         return False
+
+
+# ----------------------------------------------------------------------------- Part I: GAN concepts,
+# the training algorithm, the math of GANs (book/gan_concepts, training_algorithm, gan_math)
+
+
+def check_concepts_value_at_half(answer: float) -> bool:
+    """Exercise ex-gan-concepts-value: V(D, G) when D(x) = 1/2 for every x (any p_data and p_g)."""
+    expected = -math.log(4.0)
+    return _verdict(_close(answer, expected, rel=1e-3),
+                    f"log(1/2) + log(1/2) = -log 4 = {expected:.4f}, whatever the two densities are.",
+                    "each expectation is of a constant: E[log 1/2] = log 1/2. Add the two terms.")
+
+
+def check_training_real_samples(answer: int, k: int = 5, batch_size: int = 64, iterations: int = 1000) -> bool:
+    """Exercise ex-training-algorithm-count: real samples D sees in Algorithm 1 with k, m and a
+    number of outer iterations (defaults: k = 5, m = 64, 1000 iterations)."""
+    expected = k * batch_size * iterations
+    try:
+        ok = int(answer) == expected
+    except (TypeError, ValueError):
+        ok = False
+    return _verdict(ok, f"k * m * iterations = {k} * {batch_size} * {iterations} = {expected:,}.",
+                    "every one of the k discriminator steps of every iteration takes a fresh minibatch "
+                    "of m real examples; the generator step takes none.")
+
+
+def check_math_optimal_discriminator(answer: float) -> bool:
+    """Exercise ex-gan-math-dstar: D*(0) for p_data = N(0, 1) and p_g = N(2, 1)."""
+    expected = 1.0 / (1.0 + math.exp(-2.0))
+    return _verdict(_close(answer, expected, rel=1e-3),
+                    f"D*(0) = phi(0) / (phi(0) + phi(-2)) = 1 / (1 + e^-2) = {expected:.4f}.",
+                    "evaluate both densities at x = 0 and plug them into p_data / (p_data + p_g); "
+                    "the normalising constants cancel.")
+
+
+def check_math_disjoint_value(answer: float) -> bool:
+    """Exercise ex-gan-math-disjoint: V(D*, G) when p_data and p_g have disjoint supports."""
+    return _verdict(_close(answer, 0.0, abs_=1e-3),
+                    "JSD = log 2, so V(D*, G) = -log 4 + 2 log 2 = 0: D* is 1 on the data and 0 on the "
+                    "fakes, and both log terms vanish.",
+                    "on disjoint supports D* is exactly 1 where p_data > 0 and 0 where p_g > 0. "
+                    "What are log 1 and log(1 - 0)?")
+
+
+# ----------------------------------------------------------------------------- Chapter 1: generative
+# models (book/generative_models): Bernoulli, Gaussian and Markov pixel models
+
+# Exercise ex-generative-bernoulli: a 2x3 binary image and the Bernoulli model's pixel probabilities.
+BERNOULLI_EXERCISE_IMAGE = ((1, 1, 0), (0, 1, 0))
+BERNOULLI_EXERCISE_PROBS = ((0.9, 0.6, 0.2), (0.1, 0.7, 0.5))
+
+
+def check_bernoulli_log_likelihood(answer: float, image=BERNOULLI_EXERCISE_IMAGE,
+                                   probs=BERNOULLI_EXERCISE_PROBS) -> bool:
+    """Exercise ex-generative-bernoulli: log p(image) in nats under independent Bernoulli pixels.
+
+    ``image`` (0/1 entries) and ``probs`` (P(pixel = 1)) are nested sequences or arrays of the same
+    shape; the defaults are the exercise's.
+    """
+    pixels = [float(v) for v in _flatten(image)]
+    mus = [float(v) for v in _flatten(probs)]
+    if len(pixels) != len(mus) or any(v not in (0.0, 1.0) for v in pixels):
+        raise ValueError("image must hold only 0s and 1s and have as many entries as probs")
+    expected = sum(math.log(m) if v == 1.0 else math.log(1.0 - m) for v, m in zip(pixels, mus))
+    if _close(answer, -expected, rel=1e-3):
+        return _verdict(False, "", "you have the right size but the wrong sign: a log-probability of a "
+                        "discrete outcome is <= 0.")
+    if _close(answer, expected / math.log(2), rel=1e-3):
+        return _verdict(False, "", "that is in bits (log base 2); the book measures log-likelihoods in "
+                        "nats (natural log).")
+    return _verdict(_close(answer, expected, rel=1e-3),
+                    f"log p(x) = sum_i [x_i log mu_i + (1 - x_i) log(1 - mu_i)] = {expected:.4f} nats.",
+                    "for each pixel take log mu_i if it is 1 and log(1 - mu_i) if it is 0, then add "
+                    "the logs (natural log) over all pixels.")
+
+
+def check_rescaled_log_density(answer: float, log_density: float, dim: int = 784, scale: float = 255.0) -> bool:
+    """Exercise ex-generative-scale: the log-density of ``scale * x`` given ``log p(x) = log_density``.
+
+    For ``y = scale * x`` in ``dim`` dimensions, ``p_y(y) = p_x(y / scale) / scale**dim``.
+    """
+    expected = float(log_density) - dim * math.log(scale)
+    if _close(answer, float(log_density) + dim * math.log(scale), rel=1e-6, abs_=1e-3):
+        return _verdict(False, "", "right size, wrong direction: stretching the data by a factor > 1 "
+                        "spreads the same probability over a larger volume, so the density goes down.")
+    return _verdict(_close(answer, expected, rel=1e-6, abs_=1e-3),
+                    f"log p_y(y) = log p_x(x) - D log(scale) = {expected:.2f} nats: same model, same "
+                    "data, a different number, because a density has units of 1/volume.",
+                    "use the change of variables y = scale * x: p_y(y) = p_x(y / scale) / |det(scale I)|, "
+                    "and det(scale I) = scale**D.")
+
+
+def check_markov_parameter_count(answer: int, height: int = 28, width: int = 28, radius: int | None = None) -> bool:
+    """Exercise ex-generative-params: how many parameters ``MarkovPixels(radius)`` has (weights + biases)."""
+    from .classic import causal_mask
+
+    weights = int(causal_mask(height, width, radius).sum().item())
+    d = height * width
+    expected = weights + d
+    if _close(answer, weights, rel=0, abs_=0.5):
+        return _verdict(False, "", "you counted the weights; add one bias per pixel.")
+    what = "the whole prefix" if radius is None else f"the radius-{radius} neighbourhood"
+    return _verdict(_close(answer, expected, rel=0, abs_=0.5),
+                    f"{weights:,} weights (one per pixel pair in {what}) + {d} biases = {expected:,}.",
+                    "count, for every pixel i, the pixels j < i in its context (one weight each), then add "
+                    "one bias per pixel. For the whole prefix that is 0 + 1 + ... + (D - 1).")
+
+
+def _flatten(values):
+    """Nested sequences / arrays / tensors -> a flat list of numbers."""
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    if isinstance(values, (list, tuple)):
+        return [v for item in values for v in _flatten(item)]
+    return [values]

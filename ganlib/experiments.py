@@ -1,0 +1,313 @@
+"""The losses chapter's mode-collapse experiment, and the published figures it is compared with.
+
+Every configuration in :data:`CONFIGS` trains a small MLP GAN with :class:`ganlib.train.GANTrainer`
+on PacGAN's 8-mode ring and 25-mode grid (:mod:`ganlib.data`), for several seeds; each run is
+scored on 2,500 samples with :func:`ganlib.metrics.mode_coverage`, as VEEGAN and PacGAN do.
+
+The full profile is too long for CI (minutes on one CPU core), so a command runs it and writes a
+results file that the chapter reads::
+
+    python -m ganlib.experiments mode-collapse --profile full
+    # -> book/results/mode_collapse_full.json and .md (command, date, device, versions, run time)
+
+The quick profile (fewer steps and seeds) is what the notebook runs itself.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import gaussian_grid, gaussian_ring
+from .metrics import mode_coverage
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
+
+# ----------------------------------------------------------------------------- published figures
+
+#: Quoted from the papers (modes captured / % high-quality samples, 2,500 samples per run); these
+#: are *their* numbers, not ours. VEEGAN: Srivastava et al. 2017, Table 1 (ring: 8 modes, grid:
+#: 25 modes). PacGAN: Lin et al. 2018, Table 1. ``key`` is the entry in references.bib.
+PUBLISHED = [
+    {"source": "VEEGAN, Table 1", "key": "srivastava2017veegan", "model": "GAN",
+     "ring_modes": 1.0, "ring_hq": 99.3, "grid_modes": 3.3, "grid_hq": 0.5},
+    {"source": "VEEGAN, Table 1", "key": "srivastava2017veegan", "model": "Unrolled GAN",
+     "ring_modes": 7.6, "ring_hq": 35.6, "grid_modes": 23.6, "grid_hq": 16.0},
+    {"source": "VEEGAN, Table 1", "key": "srivastava2017veegan", "model": "VEEGAN",
+     "ring_modes": 8.0, "ring_hq": 52.9, "grid_modes": 24.6, "grid_hq": 40.0},
+    {"source": "PacGAN, Table 1", "key": "lin2018pacgan", "model": "GAN",
+     "ring_modes": 6.3, "ring_hq": 98.2, "grid_modes": 17.3, "grid_hq": 94.8},
+    {"source": "PacGAN, Table 1", "key": "lin2018pacgan", "model": "PacGAN4",
+     "ring_modes": 7.8, "ring_hq": 95.9, "grid_modes": 24.8, "grid_hq": 93.6},
+]
+
+# ----------------------------------------------------------------------------- configurations
+
+#: Loss configurations compared in the chapter. Wasserstein runs with WGAN-GP's gradient penalty
+#: (weight 10): without a Lipschitz constraint its critic loss has no lower bound. "pacgan4" is
+#: the anti-collapse configuration: the non-saturating loss with a discriminator that sees packs
+#: of 4 samples (:mod:`ganlib.pacgan`).
+CONFIGS: dict[str, dict] = {
+    "minimax": {"loss": "minimax"},
+    "nonsaturating": {"loss": "nonsaturating"},
+    "lsgan": {"loss": "lsgan"},
+    "hinge": {"loss": "hinge"},
+    "wgan-gp": {"loss": "wasserstein", "gp_weight": 10.0},
+    "nonsaturating+r1": {"loss": "nonsaturating", "r1_weight": 1.0},
+    "pacgan4": {"loss": "nonsaturating", "pack": 4},
+}
+
+DATASETS = {"ring": gaussian_ring, "grid": gaussian_grid}
+
+
+@dataclass
+class Setup:
+    """Architecture and budget shared by every configuration (one profile)."""
+
+    steps: int = 4000
+    batch_size: int = 128           # samples per D batch; with packing, groups of `pack` samples
+    latent_dim: int = 2
+    g_hidden: tuple = (128, 128, 128)
+    d_hidden: tuple = (128, 128, 128)
+    lr: float = 5e-4
+    betas: tuple = (0.5, 0.999)
+    ema_decay: float = 0.999
+    lr_decay: bool = True           # linear decay of both learning rates to 0 over the run
+    seeds: tuple = tuple(range(10))
+    n_eval: int = 2500              # samples scored per run, as in VEEGAN and PacGAN
+    configs: tuple = tuple(CONFIGS)
+    datasets: tuple = ("ring", "grid")
+
+
+PROFILES = {
+    "quick": Setup(steps=600, seeds=(0, 1), configs=("minimax", "nonsaturating", "wgan-gp", "pacgan4")),
+    "full": Setup(),
+}
+
+
+class LinearLRDecay:
+    """Trainer callback: scale every learning rate by (1 - step / total) (runs every log_every)."""
+
+    def __init__(self, total_steps: int):
+        self.total = total_steps
+        self.base = None
+
+    def __call__(self, trainer) -> None:
+        opts = list(trainer.optimizers.values())
+        if self.base is None:
+            self.base = [[g["lr"] for g in o.param_groups] for o in opts]
+        scale = max(0.0, 1.0 - trainer.step / self.total)
+        for o, lrs in zip(opts, self.base):
+            for g, lr in zip(o.param_groups, lrs):
+                g["lr"] = lr * scale
+
+
+def build_models(config: dict, setup: Setup, dim: int = 2):
+    """The generator and (possibly packed) discriminator for one configuration."""
+    from .models import MLPDiscriminator, MLPGenerator
+    from .pacgan import PackedDiscriminator
+
+    pack = int(config.get("pack", 1))
+    G = MLPGenerator(setup.latent_dim, dim, hidden=setup.g_hidden)
+    D = MLPDiscriminator(dim * pack, hidden=setup.d_hidden)
+    return G, (PackedDiscriminator(D, pack) if pack > 1 else D)
+
+
+def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, device="cpu"):
+    """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``."""
+    from .env import seed_everything
+    from .train import GANConfig, GANTrainer
+
+    if config_name not in CONFIGS:
+        raise ValueError(f"unknown configuration {config_name!r}; choose from {sorted(CONFIGS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
+    config = CONFIGS[config_name]
+    pack = int(config.get("pack", 1))
+    seed_everything(seed)
+    G, D = build_models(config, setup)
+    dist = DATASETS[dataset]()
+    cfg = GANConfig(loss=config["loss"], steps=setup.steps, batch_size=setup.batch_size * pack,
+                    lr_g=setup.lr, lr_d=setup.lr, betas=setup.betas, gp_weight=config.get("gp_weight", 0.0),
+                    r1_weight=config.get("r1_weight", 0.0), ema_decay=setup.ema_decay, bf16=False,
+                    device=device, seed=seed, log_every=50, progress=False)
+    callbacks = [LinearLRDecay(setup.steps)] if setup.lr_decay else []
+    trainer = GANTrainer(G, D, dist, cfg, callbacks=callbacks)
+    trainer.fit()
+    samples = trainer.sample(setup.n_eval, seed=10_000 + seed).cpu()
+    return trainer, mode_coverage(samples, dist.centers, dist.std)
+
+
+def run_mode_collapse(setup: Setup, log=print) -> list[dict]:
+    """Every (configuration, dataset, seed) of ``setup``; one row per run."""
+    rows = []
+    for dataset in setup.datasets:
+        for name in setup.configs:
+            for seed in setup.seeds:
+                start = time.time()
+                _, cov = train_toy_gan(name, dataset, seed, setup)
+                rows.append({"config": name, "dataset": dataset, "seed": seed,
+                             "modes": cov.modes_captured, "hq": 100 * cov.high_quality_fraction,
+                             "reverse_kl": cov.reverse_kl, "seconds": time.time() - start})
+                if log:
+                    r = rows[-1]
+                    log(f"{dataset:4s} {name:18s} seed {seed}: modes {r['modes']:2d}  hq {r['hq']:5.1f}%  "
+                        f"rKL {r['reverse_kl']:.3f}  ({r['seconds']:.1f} s)")
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean and (population) std over seeds of modes, % high quality and reverse KL per config/dataset."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["config"], r["dataset"]), []).append(r)
+    out = []
+    for (config, dataset), rs in groups.items():
+        entry = {"config": config, "dataset": dataset, "runs": len(rs)}
+        for key in ("modes", "hq", "reverse_kl"):
+            v = torch.tensor([float(r[key]) for r in rs], dtype=torch.float64)
+            entry[key] = float(v.mean())
+            entry[key + "_std"] = float(v.std(unbiased=False))
+        out.append(entry)
+    return out
+
+
+def table(summary: list[dict], datasets=("ring", "grid")) -> list[dict]:
+    """One row per configuration: 'modes', '% HQ' and 'reverse KL' (mean ± std) per dataset."""
+    rows: dict[str, dict] = {}
+    for s in summary:
+        if s["dataset"] not in datasets:
+            continue
+        row = rows.setdefault(s["config"], {"config": s["config"]})
+        d = s["dataset"]
+        row[f"{d} modes"] = f"{s['modes']:.1f} ± {s['modes_std']:.1f}"
+        row[f"{d} % HQ"] = f"{s['hq']:.1f} ± {s['hq_std']:.1f}"
+        row[f"{d} reverse KL"] = f"{s['reverse_kl']:.3f} ± {s['reverse_kl_std']:.3f}"
+    return list(rows.values())
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A list of dicts with the same keys as a Markdown table."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def published_table() -> list[dict]:
+    """:data:`PUBLISHED` as table rows (modes / % high quality)."""
+    return [{"source": p["source"], "model": p["model"],
+             "ring modes": p["ring_modes"], "ring % HQ": p["ring_hq"],
+             "grid modes": p["grid_modes"], "grid % HQ": p["grid_hq"]} for p in PUBLISHED]
+
+
+GOAL = {"ring_modes": 8.0, "ring_hq": 98.0, "grid_modes": 24.9, "grid_hq": 95.0}
+
+
+def goal_check(summary: list[dict]) -> dict:
+    """For each configuration: does it meet the chapter's goal (>= 8/8 ring modes with >= 98% HQ,
+    >= 24.9/25 grid modes with >= 95% HQ, means over seeds) and does it beat every published row?"""
+    by = {(s["config"], s["dataset"]): s for s in summary}
+    out = {}
+    for config in dict.fromkeys(s["config"] for s in summary):
+        ring, grid = by.get((config, "ring")), by.get((config, "grid"))
+        if ring is None or grid is None:
+            continue
+        values = {"ring_modes": ring["modes"], "ring_hq": ring["hq"], "grid_modes": grid["modes"], "grid_hq": grid["hq"]}
+        beats = all(values[k] >= p[k] for p in PUBLISHED for k in values)
+        out[config] = {**values, "meets_goal": all(values[k] >= GOAL[k] for k in GOAL), "beats_published": beats}
+    return out
+
+
+# ----------------------------------------------------------------------------- results files
+
+
+def environment() -> dict:
+    import numpy
+    import scipy
+
+    from . import __version__
+
+    return {"device": f"cpu ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}",
+            "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "ganlib": __version__, "platform": platform.platform()}
+
+
+def write_results(path: Path, setup: Setup, rows: list[dict], seconds: float, command: str) -> dict:
+    """Write the JSON results file and a Markdown twin beside it; returns the JSON content."""
+    summary = summarize(rows)
+    result = {
+        "experiment": "mode-collapse", "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "run_time_seconds": round(seconds, 1), "environment": environment(),
+        "setup": dataclasses.asdict(setup), "configs": {k: CONFIGS[k] for k in setup.configs},
+        "summary": summary, "goal": GOAL, "goal_check": goal_check(summary), "runs": rows,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# Mode-collapse experiment ({path.stem})", "",
+          f"- command: `{command}`", f"- date: {result['date']}",
+          f"- run time: {seconds / 60:.1f} min", f"- environment: {result['environment']}",
+          f"- setup: {result['setup']}", "", "Mean ± std over seeds (2,500 samples per run):", "",
+          markdown_table(table(summary)), "", "Goal check:", "",
+          markdown_table([{"config": k, **v} for k, v in result["goal_check"].items()]), ""]
+    path.with_suffix(".md").write_text("\n".join(md))
+    return result
+
+
+def load_results(path: str | Path | None = None) -> dict:
+    """Read a results file written by :func:`write_results` (default: the full profile's)."""
+    path = Path(path) if path is not None else RESULTS_DIR / "mode_collapse_full.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; create it with "
+                                "`python -m ganlib.experiments mode-collapse --profile full`")
+    return json.loads(path.read_text())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ganlib.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    mc = sub.add_parser("mode-collapse", help="train every configuration on the ring and grid, over seeds")
+    mc.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    mc.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the profile's)")
+    mc.add_argument("--steps", type=int, default=None)
+    mc.add_argument("--configs", default=None, help=f"comma-separated subset of {','.join(CONFIGS)}")
+    mc.add_argument("--datasets", default=None, help="comma-separated subset of ring,grid")
+    mc.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    mc.add_argument("--out", default=None, help="results file (default book/results/mode_collapse_<profile>.json)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    setup = PROFILES[args.profile]
+    changes = {}
+    if args.seeds is not None:
+        changes["seeds"] = tuple(range(args.seeds))
+    if args.steps is not None:
+        changes["steps"] = args.steps
+    if args.configs:
+        changes["configs"] = tuple(args.configs.split(","))
+    if args.datasets:
+        changes["datasets"] = tuple(args.datasets.split(","))
+    setup = dataclasses.replace(setup, **changes)
+    out = Path(args.out) if args.out else RESULTS_DIR / f"mode_collapse_{args.profile}.json"
+    command = "python -m ganlib.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
+    start = time.time()
+    rows = run_mode_collapse(setup)
+    result = write_results(out, setup, rows, time.time() - start, command)
+    print(markdown_table(table(result["summary"])))
+    print(f"wrote {out} and {out.with_suffix('.md')} in {result['run_time_seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

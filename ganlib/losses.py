@@ -1,0 +1,164 @@
+"""GAN losses, gradient penalties and the VAE objective, as pure functions.
+
+Conventions: ``real`` and ``fake`` are the discriminator's outputs on a batch of data and on a batch
+of generated samples, shape (N,). For "minimax" and "nonsaturating" they are *logits*: D(x) =
+sigmoid(real). For the other losses they are raw scores. Every loss is a scalar (a batch mean), and
+each function's docstring gives the equation it implements. Logs of sigmoids are written with
+softplus, because log(sigmoid(t)) = -softplus(-t) and 1 - sigmoid(t) = sigmoid(-t); that form stays
+finite for logits of any size, while ``log(sigmoid(t))`` underflows to log(0) = -inf near t = -100.
+
+References (keys in the book's references.bib):
+  minimax, nonsaturating   Goodfellow et al. 2014 [goodfellow2014]
+  lsgan                    Mao et al. 2017 [mao2017lsgan], with the 0-1 coding a=0, b=1, c=1
+  wasserstein              Arjovsky et al. 2017 [arjovsky2017wgan]
+  hinge                    Lim & Ye 2017 [lim2017geometric]; Miyato et al. 2018 [miyato2018spectral]
+  gradient_penalty         Gulrajani et al. 2017 [gulrajani2017wgangp]
+  r1_penalty               Mescheder et al. 2018 [mescheder2018r1]
+  vae_loss                 Kingma & Welling 2014 [kingma2014vae]
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("minimax", "nonsaturating", "lsgan", "wasserstein", "hinge")
+#: Losses whose discriminator outputs are logits of the probability "x is real".
+LOGIT_LOSSES = ("minimax", "nonsaturating")
+
+
+def _check_name(name: str) -> None:
+    if name not in LOSSES:
+        raise ValueError(f"unknown GAN loss {name!r}; valid names are {', '.join(map(repr, LOSSES))}")
+
+
+def discriminator_loss(name: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    r"""The discriminator's (critic's) loss, to be minimised.
+
+    ============== =====================================================================
+    name           equation (``real`` = D's output on data, ``fake`` = on G(z))
+    ============== =====================================================================
+    minimax        mean(softplus(-real)) + mean(softplus(fake))
+                   = -E[log D(x)] - E[log(1 - D(G(z)))]          (Goodfellow et al. 2014)
+    nonsaturating  same as minimax (only G's loss differs)
+    lsgan          0.5 mean((real - 1)^2) + 0.5 mean(fake^2)        (Mao et al. 2017)
+    wasserstein    mean(fake) - mean(real)                          (Arjovsky et al. 2017)
+    hinge          mean(relu(1 - real)) + mean(relu(1 + fake))      (Lim & Ye 2017)
+    ============== =====================================================================
+
+    Wasserstein's critic must be kept (roughly) 1-Lipschitz, e.g. with :func:`gradient_penalty`
+    or spectral norm; without that its loss has no lower bound.
+    """
+    _check_name(name)
+    if name in LOGIT_LOSSES:
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if name == "lsgan":
+        return 0.5 * (real - 1).pow(2).mean() + 0.5 * fake.pow(2).mean()
+    if name == "wasserstein":
+        return fake.mean() - real.mean()
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()  # hinge
+
+
+def generator_loss(name: str, fake: torch.Tensor) -> torch.Tensor:
+    r"""The generator's loss, to be minimised; ``fake`` is D's output on G(z).
+
+    ============== =====================================================================
+    name           equation
+    ============== =====================================================================
+    minimax        -mean(softplus(fake)) = E[log(1 - D(G(z)))]      (saturates when D wins)
+    nonsaturating  mean(softplus(-fake)) = -E[log D(G(z))]         (Goodfellow et al. 2014, sec. 3)
+    lsgan          0.5 mean((fake - 1)^2)                          (Mao et al. 2017)
+    wasserstein    -mean(fake)                                     (Arjovsky et al. 2017)
+    hinge          -mean(fake)                                     (Lim & Ye 2017; Miyato et al. 2018)
+    ============== =====================================================================
+    """
+    _check_name(name)
+    if name == "minimax":
+        return -F.softplus(fake).mean()
+    if name == "nonsaturating":
+        return F.softplus(-fake).mean()
+    if name == "lsgan":
+        return 0.5 * (fake - 1).pow(2).mean()
+    return -fake.mean()  # wasserstein and hinge
+
+
+def _critic(critic, x, labels):
+    return critic(x) if labels is None else critic(x, labels=labels)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""WGAN-GP's two-sided penalty, without its weight lambda (Gulrajani et al. 2017, eq. 3):
+
+        mean_i ( ||grad_x critic(x_hat_i)||_2 - 1 )^2,   x_hat_i = eps_i real_i + (1 - eps_i) fake_i,
+
+    with eps_i ~ U[0, 1] drawn per example (from ``generator`` if given; it must live on
+    ``real.device``). The graph is kept (``create_graph=True``) so the penalty can be minimised.
+    """
+    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(eps_shape, device=real.device, dtype=real.dtype, generator=generator)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = _critic(critic, x_hat, labels)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(critic, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    r"""The R1 penalty on real data, without its weight gamma/2 (Mescheder et al. 2018, eq. 9):
+
+        mean_i ||grad_x critic(x_i)||_2^2,   x_i from the data.
+    """
+    x = real.detach().requires_grad_(True)
+    out = _critic(critic, x, labels)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
+# ----------------------------------------------------------------------------- VAE objective
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    r"""KL( N(mu, diag(exp(logvar))) || N(0, I) ) per example, in nats (Kingma & Welling 2014, app. B):
+
+        0.5 * sum_j ( mu_j^2 + exp(logvar_j) - 1 - logvar_j ).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+
+
+def reconstruction_nll(x: torch.Tensor, decoded: torch.Tensor, likelihood: str = "bernoulli",
+                       log_scale: torch.Tensor | float = 0.0) -> torch.Tensor:
+    r"""-log p(x | z) per example, in nats, summed over all dimensions of x.
+
+    * ``"bernoulli"``: ``decoded`` are logits l, ``x`` in [0, 1]:
+      sum_j [ softplus(l_j) - x_j l_j ]  (binary cross-entropy with logits).
+    * ``"gaussian"``: ``decoded`` is the mean m, ``log_scale`` = log sigma (scalar or broadcastable):
+      sum_j [ (x_j - m_j)^2 / (2 sigma^2) + log sigma + 0.5 log(2 pi) ].
+    """
+    if likelihood == "bernoulli":
+        nll = F.binary_cross_entropy_with_logits(decoded, x, reduction="none")
+    elif likelihood == "gaussian":
+        log_scale = torch.as_tensor(log_scale, dtype=decoded.dtype, device=decoded.device)
+        nll = 0.5 * (x - decoded).pow(2) * torch.exp(-2 * log_scale) + log_scale + 0.5 * math.log(2 * math.pi)
+    else:
+        raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
+    return nll.flatten(1).sum(1)
+
+
+def vae_loss(x: torch.Tensor, decoded: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+             likelihood: str = "bernoulli", log_scale: torch.Tensor | float = 0.0, beta: float = 1.0,
+             reduction: str = "mean") -> torch.Tensor:
+    r"""The negative ELBO per example, in nats (Kingma & Welling 2014, eq. 10):
+
+        -ELBO(x) = E_q(z|x)[-log p(x|z)] + beta * KL(q(z|x) || N(0, I)),
+
+    with the expectation estimated by the one sample z that produced ``decoded`` and the KL in
+    closed form (:func:`gaussian_kl`). beta = 1 gives the ELBO itself; other values give the
+    beta-VAE objective. ``reduction="mean"`` averages over the batch, ``"none"`` returns shape (N,).
+    """
+    loss = reconstruction_nll(x, decoded, likelihood, log_scale) + beta * gaussian_kl(mu, logvar)
+    if reduction == "none":
+        return loss
+    if reduction != "mean":
+        raise ValueError(f"reduction must be 'mean' or 'none', not {reduction!r}")
+    return loss.mean()

@@ -1,0 +1,214 @@
+"""Metrics that let the book measure a generator instead of describing it.
+
+Toy 2D mixtures (the ring and grid of Gaussians):
+
+* :func:`mode_coverage` -- modes captured, fraction of high-quality samples and reverse KL of the
+  mode histogram, as defined by VEEGAN (Srivastava et al., 2017) and PacGAN (Lin et al., 2018).
+
+Feature-space metrics (written out so the evaluation chapter can teach them):
+
+* :func:`frechet_distance` -- the Frechet distance between two Gaussians, the formula behind FID;
+* :func:`inception_score` -- exp E_x KL(p(y|x) || p(y)) from class probabilities;
+* :func:`precision_recall` -- k-NN precision and recall (Kynkaanniemi et al., 2019);
+* :func:`mnist_metrics` -- all of the above on MNIST, in the features of the book's own digit
+  classifier (:mod:`ganlib.classifier`) instead of Inception-v3.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+# ----------------------------------------------------------------------------- mode coverage
+
+
+class ModeCoverage(NamedTuple):
+    """Result of :func:`mode_coverage`; unpacks as ``modes, hq, rkl = mode_coverage(...)``."""
+
+    modes_captured: int
+    high_quality_fraction: float
+    reverse_kl: float
+
+
+def mode_coverage(samples, centers, std: float, threshold: float = 3.0) -> ModeCoverage:
+    """Score samples from a mixture of isotropic Gaussians (VEEGAN's and PacGAN's definitions).
+
+    * A sample is **high quality** if it lies within ``threshold`` (3) standard deviations of its
+      nearest mode centre.
+    * A mode is **captured** if it is the nearest mode of at least one high-quality sample.
+    * **Reverse KL** is KL(p_gen || uniform) of the histogram of nearest modes over the
+      high-quality samples, ``sum_k p_k log(K p_k)``: 0 when every mode gets the same share,
+      ``log K`` when all of them sit on one mode. With no high-quality sample at all it is
+      reported as ``log K``, the value of total collapse.
+
+    ``samples`` is (N, d), ``centers`` (K, d) (tensors or arrays); ``std`` the mixture's std.
+    """
+    x, c = torch.as_tensor(_as_float64(samples)), torch.as_tensor(_as_float64(centers))
+    if x.dim() != 2 or c.dim() != 2 or x.shape[1] != c.shape[1]:
+        raise ValueError(f"samples must be (N, d) and centers (K, d) with the same d; "
+                         f"got {tuple(x.shape)} and {tuple(c.shape)}")
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    if not torch.isfinite(x).all():
+        raise ValueError("samples contain NaN or inf (did training diverge?)")
+    dist = torch.cdist(x, c)                      # (N, K)
+    nearest_dist, nearest = dist.min(dim=1)
+    high_quality = nearest_dist <= threshold * std
+    k = len(c)
+    counts = torch.bincount(nearest[high_quality], minlength=k).double()
+    modes = int((counts > 0).sum())
+    hq_fraction = float(high_quality.double().mean())
+    if counts.sum() == 0:
+        return ModeCoverage(0, hq_fraction, math.log(k))
+    p = counts / counts.sum()
+    nz = p > 0
+    reverse_kl = float((p[nz] * torch.log(k * p[nz])).sum())
+    return ModeCoverage(modes, hq_fraction, reverse_kl)
+
+
+# ----------------------------------------------------------------------------- Frechet distance
+
+
+def _as_float64(a) -> np.ndarray:
+    if torch.is_tensor(a):
+        a = a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix, by eigendecomposition."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    r"""Squared Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    .. math::  d^2 = \lVert\mu_1-\mu_2\rVert^2 + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
+               - 2\operatorname{tr}\big(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}\big)^{1/2}
+
+    The last trace equals ``tr sqrtm(sigma1 @ sigma2)`` (the form in the FID paper), but is
+    computed from a symmetric PSD matrix, so one ``eigh`` suffices and no complex parts appear.
+    Special cases the tests check: equal covariances give ``|mu1 - mu2|^2``; diagonal ones give
+    ``|mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2``.
+    """
+    mu1, mu2 = _as_float64(mu1), _as_float64(mu2)
+    s1, s2 = np.atleast_2d(_as_float64(sigma1)), np.atleast_2d(_as_float64(sigma2))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, "
+                         f"sigma1 {s1.shape}, sigma2 {s2.shape}; expected (d,), (d,), (d, d), (d, d)")
+    root1 = _sqrtm_psd(s1)
+    middle = root1 @ s2 @ root1
+    eig = np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum())
+
+
+def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and covariance (d, d) of features (N, d), in float64."""
+    f = _as_float64(features)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"features must be (N, d) with N >= 2; got shape {f.shape}")
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance_from_features(features1, features2) -> float:
+    """:func:`frechet_distance` between the Gaussians fitted to two feature sets."""
+    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+# ----------------------------------------------------------------------------- Inception Score
+
+
+def inception_score(probs, splits: int = 1) -> float:
+    """exp( E_x KL( p(y|x) || p(y) ) ) from class probabilities ``probs`` (N, C).
+
+    Between 1 (every image gets the same class distribution) and C (confident and balanced). With
+    ``splits > 1`` the score is averaged over that many equal chunks, as the original IS code does.
+    """
+    p = _as_float64(probs)
+    if p.ndim != 2 or np.any(p < 0) or not np.allclose(p.sum(1), 1, atol=1e-4):
+        raise ValueError("probs must be (N, C) class probabilities (rows summing to 1; apply softmax)")
+    scores = []
+    for chunk in np.array_split(p, splits):
+        marginal = chunk.mean(0, keepdims=True)
+        kl = (chunk * (np.log(chunk + 1e-12) - np.log(marginal + 1e-12))).sum(1).mean()
+        scores.append(math.exp(kl))
+    return float(np.mean(scores))
+
+
+def label_histogram(probs_or_labels, num_classes: int = 10) -> np.ndarray:
+    """Fraction of samples per class (from labels (N,) or probabilities (N, C), via argmax)."""
+    a = torch.as_tensor(_as_float64(probs_or_labels))
+    labels = a.argmax(1) if a.dim() == 2 else a.long()
+    return (torch.bincount(labels, minlength=num_classes).double() / len(labels)).numpy()
+
+
+# ----------------------------------------------------------------------------- precision and recall
+
+
+def _kth_neighbour_radius(features: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+    """Distance from each point to its k-th nearest other point in the same set."""
+    radii = []
+    for i in range(0, len(features), chunk):
+        d = torch.cdist(features[i:i + chunk], features)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # k+1: the point itself is at distance 0
+    return torch.cat(radii)
+
+
+def _inside_manifold(points: torch.Tensor, support: torch.Tensor, radii: torch.Tensor,
+                     chunk: int = 2048) -> torch.Tensor:
+    inside = []
+    for i in range(0, len(points), chunk):
+        d = torch.cdist(points[i:i + chunk], support)
+        inside.append((d <= radii[None, :]).any(dim=1))
+    return torch.cat(inside)
+
+
+def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
+    """k-NN precision and recall (Kynkaanniemi et al., 2019).
+
+    Each set's manifold is the union of balls around its points, each ball reaching to that
+    point's k-th nearest neighbour. **Precision** is the fraction of generated points inside the
+    real manifold (are samples realistic?); **recall** the fraction of real points inside the
+    generated manifold (is the data's variety covered?).
+    """
+    real = torch.as_tensor(_as_float64(real_features))
+    fake = torch.as_tensor(_as_float64(fake_features))
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"features must be (N, d) with the same d; got {tuple(real.shape)}, {tuple(fake.shape)}")
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"need more than k={k} points in each set")
+    precision = _inside_manifold(fake, real, _kth_neighbour_radius(real, k)).double().mean()
+    recall = _inside_manifold(real, fake, _kth_neighbour_radius(fake, k)).double().mean()
+    return float(precision), float(recall)
+
+
+# ----------------------------------------------------------------------------- MNIST metrics
+
+
+def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None, classifier=None,
+                  k: int = 3) -> dict:
+    """FID, classifier IS, precision/recall and label histogram of MNIST-like ``generated`` images.
+
+    ``generated`` and ``reference`` are (N, 1, 28, 28) in [-1, 1]; the reference defaults to the
+    10k MNIST test images (compare 10k generated images against it for the book's "MNIST FID").
+    Features are the 128-d penultimate layer of :func:`ganlib.classifier.load_mnist_classifier`.
+    """
+    from .classifier import classify, load_mnist_classifier
+
+    if classifier is None:
+        classifier = load_mnist_classifier()
+    if reference is None:
+        from .data import load_mnist
+
+        reference, _ = load_mnist("test")
+    fake_f, fake_p = classify(classifier, generated)
+    real_f, _ = classify(classifier, reference)
+    precision, recall = precision_recall(real_f, fake_f, k=k)
+    return {"fid": frechet_distance_from_features(real_f, fake_f),
+            "inception_score": inception_score(fake_p),
+            "precision": precision, "recall": recall,
+            "label_histogram": label_histogram(fake_p)}

@@ -1,0 +1,359 @@
+"""Generators, discriminators and VAEs.
+
+* :class:`MLPGenerator`, :class:`MLPDiscriminator`: fully connected, configurable widths; the
+  presets :func:`mnist_mlp_generator` / :func:`mnist_mlp_discriminator` reproduce the source
+  article's 128-256-512-1024-784 generator and 512-256-128-1 discriminator.
+* :class:`DCGANGenerator`, :class:`DCGANDiscriminator`: Radford et al. (2016)'s guidelines
+  (strided convolutions, batch norm, ReLU in G, LeakyReLU in D, tanh output) for square images of
+  8, 16, 28, 32 or 64 pixels with any number of channels; optional spectral norm in D.
+* :class:`VAE`: Gaussian latent, MLP or convolutional encoder/decoder, Bernoulli or Gaussian decoder.
+
+Conventions: images are in [-1, 1], the range of a tanh generator. Generators take ``G(z)`` with
+``z`` of shape (N, latent_dim) and have ``.latent_dim``; discriminators return one logit/score per
+example, shape (N,). Conditional models (``num_classes > 0``) take ``labels=`` (int64, shape (N,)).
+Each model records its constructor arguments in ``.spec``, so :func:`build_model` can rebuild it
+from a checkpoint.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+# ----------------------------------------------------------------------------- shared pieces
+
+
+def _activation(name: str) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.2)
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    if name in ("none", None):
+        return nn.Identity()
+    raise ValueError(f"unknown activation {name!r}; use 'relu', 'leaky_relu', 'tanh', 'sigmoid' or None")
+
+
+def _as_shape(dim) -> tuple[int, ...]:
+    return (int(dim),) if isinstance(dim, int) else tuple(int(d) for d in dim)
+
+
+class _Recorded(nn.Module):
+    """Remembers the constructor arguments (``.spec``) so a checkpoint can rebuild the model."""
+
+    def _record(self, **kwargs) -> None:
+        self.spec = {"class": type(self).__name__, "kwargs": kwargs}
+
+    num_classes: int = 0
+
+    def _check_labels(self, labels: torch.Tensor | None) -> None:
+        if labels is not None and not self.num_classes:
+            raise ValueError(
+                f"{type(self).__name__} got labels but was built unconditional; to condition on "
+                f"labels, build it with num_classes=<number of classes> (e.g. num_classes=10 for MNIST)."
+            )
+        if labels is None and self.num_classes:
+            raise ValueError(
+                f"{type(self).__name__} was built with num_classes={self.num_classes} and needs "
+                f"labels=<int64 tensor of shape (N,)>; build it with num_classes=0 for an unconditional model."
+            )
+
+
+def build_model(spec: dict) -> nn.Module:
+    """Rebuild a model from its ``.spec`` (``{"class": name, "kwargs": {...}}``)."""
+    classes = {c.__name__: c for c in (MLPGenerator, MLPDiscriminator, DCGANGenerator,
+                                        DCGANDiscriminator, VAE)}
+    if spec.get("class") not in classes:
+        raise ValueError(f"unknown model class {spec.get('class')!r}; known: {sorted(classes)}")
+    return classes[spec["class"]](**spec["kwargs"])
+
+
+# ----------------------------------------------------------------------------- MLPs
+
+
+class MLPGenerator(_Recorded):
+    """z (N, latent_dim) -> x (N, *out_shape) through fully connected layers.
+
+    ``out_dim`` is an int (flat output) or a shape such as (1, 28, 28). ``out_activation="tanh"``
+    for data in [-1, 1]; None for unbounded data (toy distributions). ``batchnorm`` adds
+    BatchNorm1d after each hidden layer. With ``num_classes > 0`` a one-hot label is appended to z.
+    """
+
+    def __init__(self, latent_dim: int, out_dim, hidden=(128, 128), activation: str = "relu",
+                 out_activation: str | None = None, batchnorm: bool = False, num_classes: int = 0):
+        super().__init__()
+        self._record(latent_dim=latent_dim, out_dim=out_dim, hidden=list(hidden), activation=activation,
+                     out_activation=out_activation, batchnorm=batchnorm, num_classes=num_classes)
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.out_shape = _as_shape(out_dim)
+        layers, width = [], latent_dim + num_classes
+        for h in hidden:
+            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batchnorm else []) + [_activation(activation)]
+            width = h
+        layers += [nn.Linear(width, math.prod(self.out_shape)), _activation(out_activation)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_labels(labels)
+        if self.num_classes:
+            z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
+        return self.net(z).view(-1, *self.out_shape)
+
+
+class MLPDiscriminator(_Recorded):
+    """x (N, *in_shape) -> logits (N,) through fully connected layers (input flattened).
+
+    ``spectral_norm=True`` wraps every linear layer in spectral normalisation (Miyato et al. 2018).
+    With ``num_classes > 0`` a one-hot label is appended to the flattened input.
+    """
+
+    def __init__(self, in_dim, hidden=(128, 128), activation: str = "leaky_relu",
+                 spectral_norm: bool = False, num_classes: int = 0):
+        super().__init__()
+        self._record(in_dim=in_dim, hidden=list(hidden), activation=activation,
+                     spectral_norm=spectral_norm, num_classes=num_classes)
+        self.num_classes = num_classes
+        sn = _spectral_norm if spectral_norm else (lambda m: m)
+        layers, width = [], math.prod(_as_shape(in_dim)) + num_classes
+        for h in hidden:
+            layers += [sn(nn.Linear(width, h)), _activation(activation)]
+            width = h
+        layers.append(sn(nn.Linear(width, 1)))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_labels(labels)
+        x = x.flatten(1)
+        if self.num_classes:
+            x = torch.cat([x, nn.functional.one_hot(labels, self.num_classes).to(x.dtype)], 1)
+        return self.net(x).squeeze(1)
+
+
+def mnist_mlp_generator(latent_dim: int = 100) -> MLPGenerator:
+    """The source article's generator: 128-256-512-1024-784, ReLU, reshaped to (1, 28, 28).
+
+    The article ends in a sigmoid for pixels in [0, 1]; ganlib's images are in [-1, 1], so this
+    preset ends in tanh, the same function up to an affine map (tanh(t) = 2 sigmoid(2t) - 1).
+    """
+    return MLPGenerator(latent_dim, (1, 28, 28), hidden=(128, 256, 512, 1024), activation="relu",
+                        out_activation="tanh")
+
+
+def mnist_mlp_discriminator() -> MLPDiscriminator:
+    """The source article's discriminator: 784-512-256-128-1 with ReLU, returning a logit.
+
+    (The article applies the sigmoid inside D; here it is part of the loss, which keeps it finite.)
+    """
+    return MLPDiscriminator((1, 28, 28), hidden=(512, 256, 128), activation="relu")
+
+
+# ----------------------------------------------------------------------------- DCGAN
+
+DCGAN_SIZES = (8, 16, 28, 32, 64)
+
+
+def _dcgan_layout(image_size: int) -> tuple[int, int]:
+    """(start resolution, number of stride-2 stages) for a supported image size."""
+    if image_size not in DCGAN_SIZES:
+        raise ValueError(
+            f"DCGAN models support image sizes {DCGAN_SIZES}, not {image_size}; resize the images "
+            f"(e.g. torchvision.transforms.Resize(32)) or pass one of those sizes as image_size."
+        )
+    start = 7 if image_size == 28 else 4
+    return start, int(round(math.log2(image_size / start)))
+
+
+def dcgan_init_(module: nn.Module) -> None:
+    """Radford et al.'s initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(_Recorded):
+    """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1].
+
+    A transposed convolution maps z to a 4x4 (7x7 for 28-pixel images) map with
+    ``base_width * 2**(stages-1)`` channels; each stage doubles the resolution and halves the
+    channels (ConvTranspose 4x4 stride 2, BatchNorm, ReLU); the last stage outputs ``channels``
+    maps through tanh (Radford et al. 2016). With ``num_classes > 0`` a one-hot label is
+    concatenated to z.
+    """
+
+    def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 1,
+                 base_width: int = 64, num_classes: int = 0):
+        super().__init__()
+        self._record(latent_dim=latent_dim, image_size=image_size, channels=channels,
+                     base_width=base_width, num_classes=num_classes)
+        start, stages = _dcgan_layout(image_size)
+        self.latent_dim, self.num_classes, self.image_size, self.channels = latent_dim, num_classes, image_size, channels
+        width = base_width * 2 ** (stages - 1)
+        layers = [nn.ConvTranspose2d(latent_dim + num_classes, width, start, 1, 0, bias=False),
+                  nn.BatchNorm2d(width), nn.ReLU(True)]
+        for _ in range(stages - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_labels(labels)
+        if self.num_classes:
+            z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(_Recorded):
+    """images (N, channels, image_size, image_size) -> logits (N,).
+
+    Each stage halves the resolution (Conv 4x4 stride 2, normalisation, LeakyReLU 0.2) down to 4x4
+    (7x7 for 28-pixel images); a final convolution over that map gives one logit. The first stage
+    has no normalisation (Radford et al. 2016). ``norm`` is ``"batch"``, ``"layer"`` (GroupNorm with
+    one group; use it with a gradient penalty, which batch norm would break) or ``"none"``; the
+    default is batch norm, or none when ``spectral_norm=True`` (SN-GAN, Miyato et al. 2018).
+    With ``num_classes > 0`` D is a projection discriminator (Miyato & Koyama 2018): the logit gains
+    <embed(label), features>.
+    """
+
+    def __init__(self, image_size: int = 64, channels: int = 1, base_width: int = 64,
+                 spectral_norm: bool = False, norm: str | None = None, num_classes: int = 0):
+        super().__init__()
+        self._record(image_size=image_size, channels=channels, base_width=base_width,
+                     spectral_norm=spectral_norm, norm=norm, num_classes=num_classes)
+        start, stages = _dcgan_layout(image_size)
+        norm = norm or ("none" if spectral_norm else "batch")
+        if norm not in ("batch", "layer", "none"):
+            raise ValueError(f"norm must be 'batch', 'layer' or 'none', not {norm!r}")
+        sn = _spectral_norm if spectral_norm else (lambda m: m)
+        self.num_classes, self.image_size, self.channels = num_classes, image_size, channels
+        layers, in_ch, width = [], channels, base_width
+        for i in range(stages):
+            layers.append(sn(nn.Conv2d(in_ch, width, 4, 2, 1, bias=(i == 0 or norm == "none"))))
+            if i > 0 and norm == "batch":
+                layers.append(nn.BatchNorm2d(width))
+            elif i > 0 and norm == "layer":
+                layers.append(nn.GroupNorm(1, width))
+            layers.append(nn.LeakyReLU(0.2, True))
+            in_ch, width = width, width * 2
+        self.features = nn.Sequential(*layers)
+        self.head = sn(nn.Conv2d(in_ch, 1, start, 1, 0))
+        if num_classes:
+            self.embed = sn(nn.Embedding(num_classes, in_ch * start * start))
+        dcgan_init_(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_labels(labels)
+        h = self.features(x)
+        out = self.head(h).flatten(1).squeeze(1)
+        if self.num_classes:
+            out = out + (self.embed(labels) * h.flatten(1)).sum(1)
+        return out
+
+
+# ----------------------------------------------------------------------------- VAE
+
+
+class VAE(_Recorded):
+    """A VAE with a Gaussian latent q(z|x) = N(mu(x), diag(sigma(x)^2)) and prior N(0, I).
+
+    ``arch="mlp"``: encoder and decoder are MLPs with widths ``hidden`` (decoder mirrored).
+    ``arch="conv"``: two stride-2 convolutions (``base_width``, 2*``base_width`` channels) then a
+    linear layer; the decoder mirrors it. Needs a side divisible by 4.
+    ``likelihood="bernoulli"``: the decoder outputs pixel logits over (x + 1) / 2 in [0, 1];
+    ``"gaussian"``: it outputs the mean of N(mean, sigma^2) in data space, with one learned
+    log sigma shared by all pixels. Data are in [-1, 1] as everywhere in ganlib.
+    """
+
+    def __init__(self, image_shape=(1, 28, 28), latent_dim: int = 16, arch: str = "mlp",
+                 hidden=(512, 256), base_width: int = 32, likelihood: str = "bernoulli"):
+        super().__init__()
+        self._record(image_shape=list(_as_shape(image_shape)), latent_dim=latent_dim, arch=arch,
+                     hidden=list(hidden), base_width=base_width, likelihood=likelihood)
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', not {likelihood!r}")
+        self.image_shape, self.latent_dim, self.likelihood = _as_shape(image_shape), latent_dim, likelihood
+        if arch == "mlp":
+            self.encoder, self.decoder = self._mlp(hidden)
+        elif arch == "conv":
+            self.encoder, self.decoder = self._conv(base_width)
+        else:
+            raise ValueError(f"arch must be 'mlp' or 'conv', not {arch!r}")
+        # log sigma of the Gaussian decoder; unused (and untouched) for the Bernoulli one
+        self.log_scale = nn.Parameter(torch.zeros(())) if likelihood == "gaussian" else None
+
+    def _mlp(self, hidden):
+        dim = math.prod(self.image_shape)
+        enc, width = [nn.Flatten()], dim
+        for h in hidden:
+            enc += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        enc.append(nn.Linear(width, 2 * self.latent_dim))
+        dec, width = [], self.latent_dim
+        for h in reversed(hidden):
+            dec += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        dec += [nn.Linear(width, dim), nn.Unflatten(1, self.image_shape)]
+        return nn.Sequential(*enc), nn.Sequential(*dec)
+
+    def _conv(self, w):
+        c, h, wd = self.image_shape
+        if h % 4 or wd % 4:
+            raise ValueError(f"the conv VAE needs image sides divisible by 4, got {h}x{wd}; use arch='mlp'")
+        flat = 2 * w * (h // 4) * (wd // 4)
+        enc = nn.Sequential(nn.Conv2d(c, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),
+                            nn.Flatten(), nn.Linear(flat, 2 * self.latent_dim))
+        dec = nn.Sequential(nn.Linear(self.latent_dim, flat), nn.ReLU(), nn.Unflatten(1, (2 * w, h // 4, wd // 4)),
+                            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, c, 4, 2, 1))
+        return enc, dec
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x), each (N, latent_dim)."""
+        return self.encoder(x).chunk(2, dim=1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's raw output: pixel logits (Bernoulli) or means (Gaussian)."""
+        return self.decoder(z)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z] mapped to data space [-1, 1] (for pictures)."""
+        out = self.decode(z)
+        return 2 * torch.sigmoid(out) - 1 if self.likelihood == "bernoulli" else out
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Encode, draw z = mu + sigma * eps (the reparameterisation trick), decode.
+
+        Returns ``(decoded, mu, logvar)``; ``eps`` comes from ``generator`` if given.
+        """
+        mu, logvar = self.encode(x)
+        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decode(z), mu, logvar
+
+    def negative_elbo(self, x: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0):
+        """Per-example (negative ELBO, reconstruction NLL, KL), each shape (N,), in nats."""
+        from .losses import gaussian_kl, reconstruction_nll
+
+        decoded, mu, logvar = self(x, generator)
+        target = (x + 1) / 2 if self.likelihood == "bernoulli" else x
+        log_scale = self.log_scale if self.log_scale is not None else 0.0
+        rec = reconstruction_nll(target, decoded.float(), self.likelihood, log_scale)
+        kl = gaussian_kl(mu.float(), logvar.float())
+        return rec + beta * kl, rec, kl
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images E[x | z], z ~ N(0, I), in [-1, 1]."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, device=device, generator=generator)
+        return self.decode_mean(z)

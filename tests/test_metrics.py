@@ -1,0 +1,186 @@
+"""ganlib.metrics: mode coverage, the Frechet distance, IS, precision/recall, and the MNIST features."""
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from ganlib import metrics
+from ganlib.data import gaussian_grid, gaussian_ring
+
+# ----------------------------------------------------------------------------- mode coverage
+
+
+def test_mode_coverage_of_the_true_distribution():
+    ring = gaussian_ring()
+    samples = ring.sample(2500, generator=torch.Generator().manual_seed(0))
+    modes, hq, rkl = metrics.mode_coverage(samples, ring.centers, ring.std)
+    assert modes == 8
+    # within 3 std in 2D: P(chi2_2 <= 9) = 1 - exp(-4.5) = 0.9889
+    assert abs(hq - (1 - math.exp(-4.5))) < 0.01
+    assert 0 <= rkl < 0.01
+
+
+def test_mode_coverage_counts_collapse_and_low_quality():
+    grid = gaussian_grid()
+    g = torch.Generator().manual_seed(1)
+    on_two_modes = grid.centers[[0, 7]].repeat(50, 1) + grid.std * 0.5 * torch.randn(100, 2, generator=g)
+    far_away = torch.full((100, 2), 100.0)  # nearest mode is a corner, but 3 std away it is not
+    modes, hq, rkl = metrics.mode_coverage(torch.cat([on_two_modes, far_away]), grid.centers, grid.std)
+    assert modes == 2
+    assert hq == pytest.approx(0.5)
+    assert rkl == pytest.approx(math.log(25 / 2))  # uniform over 2 of 25 modes
+    assert metrics.mode_coverage(far_away, grid.centers, grid.std) == (0, 0.0, pytest.approx(math.log(25)))
+
+
+def test_mode_coverage_rejects_bad_input():
+    ring = gaussian_ring()
+    with pytest.raises(ValueError, match="same d"):
+        metrics.mode_coverage(torch.zeros(10, 3), ring.centers, ring.std)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.mode_coverage(torch.full((10, 2), float("nan")), ring.centers, ring.std)
+
+
+# ----------------------------------------------------------------------------- Frechet distance
+
+
+def _random_cov(d, rng):
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+def test_frechet_distance_equal_covariances_is_squared_mean_distance():
+    rng = np.random.default_rng(0)
+    mu1, mu2, cov = rng.standard_normal(6), rng.standard_normal(6), _random_cov(6, rng)
+    assert metrics.frechet_distance(mu1, cov, mu2, cov) == pytest.approx(np.sum((mu1 - mu2) ** 2), abs=1e-8)
+
+
+def test_frechet_distance_diagonal_closed_form():
+    rng = np.random.default_rng(1)
+    mu1, mu2 = rng.standard_normal(5), rng.standard_normal(5)
+    a, b = rng.uniform(0.1, 3, 5), rng.uniform(0.1, 3, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert metrics.frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_frechet_distance_matches_scipy_sqrtm_on_full_covariances():
+    rng = np.random.default_rng(2)
+    for d in (2, 10, 64):
+        mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+        s1, s2 = _random_cov(d, rng), _random_cov(d, rng)
+        covmean = scipy.linalg.sqrtm(s1 @ s2).real
+        reference = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
+        assert metrics.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
+        # torch inputs give the same number
+        t = [torch.tensor(v) for v in (mu1, s1, mu2, s2)]
+        assert metrics.frechet_distance(*t) == pytest.approx(reference, rel=1e-6)
+
+
+def test_frechet_distance_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="shapes"):
+        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+# ----------------------------------------------------------------------------- IS and precision/recall
+
+
+def test_inception_score_bounds():
+    confident_balanced = np.eye(10)[np.arange(1000) % 10]
+    assert metrics.inception_score(confident_balanced) == pytest.approx(10, rel=1e-6)
+    all_one_class = np.eye(10)[np.zeros(1000, dtype=int)]
+    assert metrics.inception_score(all_one_class) == pytest.approx(1, rel=1e-6)
+    uniform = np.full((1000, 10), 0.1)
+    assert metrics.inception_score(uniform) == pytest.approx(1, rel=1e-6)
+    with pytest.raises(ValueError, match="softmax"):
+        metrics.inception_score(np.ones((4, 10)))
+
+
+def test_precision_recall_separate_quality_from_coverage():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(1000, 4, generator=g)
+    same = torch.randn(1000, 4, generator=g)
+    p, r = metrics.precision_recall(real, same)
+    assert p > 0.9 and r > 0.9
+    # a "collapsed" generator: realistic points from a small part of the data -> precision high, recall low
+    collapsed = 0.1 * torch.randn(1000, 4, generator=g)
+    p, r = metrics.precision_recall(real, collapsed)
+    assert p > 0.9 and r < 0.3
+    # points far from the data: precision near zero
+    p, _ = metrics.precision_recall(real, same + 10)
+    assert p < 0.05
+
+
+def test_label_histogram():
+    h = metrics.label_histogram(torch.tensor([0, 0, 1, 9]))
+    assert h.shape == (10,) and h[0] == 0.5 and h[9] == 0.25 and h.sum() == pytest.approx(1)
+
+
+# ----------------------------------------------------------------------------- MNIST feature network
+
+
+def test_missing_weights_error_names_the_command(tmp_path):
+    from ganlib.classifier import load_mnist_classifier
+
+    with pytest.raises(FileNotFoundError, match="python -m ganlib.classifier train"):
+        load_mnist_classifier(tmp_path / "nothing.safetensors")
+
+
+@pytest.fixture(scope="module")
+def mnist_features():
+    from ganlib.classifier import WEIGHTS_PATH, classify, load_mnist_classifier
+    from ganlib.data import DatasetNotFoundError, load_mnist
+
+    if not WEIGHTS_PATH.exists():
+        pytest.fail(f"classifier weights missing: run `python -m ganlib.classifier train` ({WEIGHTS_PATH})")
+    try:
+        x_test, y_test = load_mnist("test", download=False)
+        x_train, y_train = load_mnist("train", download=False)
+    except DatasetNotFoundError as err:
+        pytest.skip(f"MNIST not available: {err}")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    clf = load_mnist_classifier()
+    n = 3000
+    g = torch.Generator().manual_seed(0)
+    test_idx = torch.randperm(len(x_test), generator=g)[:n]
+    train_idx = torch.randperm(len(x_train), generator=g)[:n]
+    test_images = x_test[test_idx]
+    return {"clf": clf, "classify": classify, "test_images": test_images, "test_labels": y_test[test_idx],
+            "test": classify(clf, test_images), "train": classify(clf, x_train[train_idx]),
+            "train_labels": y_train[train_idx]}
+
+
+def test_classifier_is_accurate(mnist_features):
+    _, probs = mnist_features["test"]
+    assert (probs.argmax(1) == mnist_features["test_labels"]).float().mean() >= 0.99
+
+
+def test_fid_between_test_and_train_is_small_and_rises_with_noise(mnist_features):
+    test_f, _ = mnist_features["test"]
+    train_f, _ = mnist_features["train"]
+    fid_real = metrics.frechet_distance_from_features(test_f, train_f)
+    g = torch.Generator().manual_seed(1)
+    images = mnist_features["test_images"]
+    noise = torch.randn(images.shape, generator=g)
+    fids = []
+    for sigma in (0.1, 0.3, 0.6, 1.0):
+        noisy = (images + sigma * noise).clamp(-1, 1)
+        noisy_f, _ = mnist_features["classify"](mnist_features["clf"], noisy)
+        fids.append(metrics.frechet_distance_from_features(train_f, noisy_f))
+    assert all(a < b for a, b in zip([fid_real] + fids, fids)), (fid_real, fids)
+    # "small": next to the FID of a "collapsed" sample of real digits that lacks five of the classes
+    fid_half = metrics.frechet_distance_from_features(test_f, train_f[mnist_features["train_labels"] < 5])
+    assert fid_real < fid_half / 20, (fid_real, fid_half)
+
+
+def test_inception_score_of_real_digits(mnist_features):
+    _, probs = mnist_features["test"]
+    assert metrics.inception_score(probs) >= 9.8  # published for MNIST classifiers: 9.88
+
+
+def test_mnist_metrics_on_real_images(mnist_features):
+    images = mnist_features["test_images"]
+    out = metrics.mnist_metrics(images[:1000], reference=images[1000:2000], classifier=mnist_features["clf"])
+    assert set(out) == {"fid", "inception_score", "precision", "recall", "label_histogram"}
+    assert out["precision"] > 0.6 and out["recall"] > 0.6
+    assert out["label_histogram"].sum() == pytest.approx(1)

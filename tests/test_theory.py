@@ -1,0 +1,202 @@
+"""The math of GANs, checked numerically (chapter book/gan_math.ipynb, module ganlib.theory)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganlib import theory
+from ganlib.data import Gaussian1D
+
+X = np.linspace(-15, 15, 6001)
+
+
+def gauss(mean, std):
+    return theory.gaussian_pdf(X, mean, std)
+
+
+def test_gaussian_pdf_integrates_to_one_and_matches_scipy():
+    from scipy.stats import norm
+
+    assert np.trapezoid(gauss(1.0, 0.7), X) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(gauss(1.0, 0.7), norm.pdf(X, 1.0, 0.7), rtol=1e-10, atol=1e-300)
+    assert np.trapezoid(theory.mixture_pdf(X, [-2, 2], 0.6), X) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_optimal_discriminator_formula_cases():
+    p = np.array([0.2, 0.0, 0.3, 0.0])
+    q = np.array([0.2, 0.5, 0.0, 0.0])
+    # equal densities -> 1/2; only p_g -> 0; only p_data -> 1; neither -> 1/2 by convention
+    np.testing.assert_allclose(theory.optimal_discriminator(p, q), [0.5, 0.0, 1.0, 0.5])
+    # its logit is log p_data - log p_g: linear in x for two Gaussians of equal variance
+    d = theory.optimal_discriminator(gauss(0, 1), gauss(2, 1))
+    mid = np.abs(X) < 5
+    logit = np.log(d[mid]) - np.log1p(-d[mid])
+    np.testing.assert_allclose(logit, 2 - 2 * X[mid], atol=1e-8)
+
+
+def test_optimal_discriminator_maximises_the_value_function():
+    # a grid on which D* stays well inside (0, 1) in float64
+    x = np.linspace(-4, 9, 2601)
+    p_data, p_g = theory.gaussian_pdf(x, 4, 1.25), theory.gaussian_pdf(x, 1, 1)
+    d_star = theory.optimal_discriminator(p_data, p_g)
+    best = theory.value_function(d_star, p_data, p_g, x)
+    logit = np.log(d_star) - np.log1p(-d_star)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        # move D's logit by a random smooth bump; V can only go down
+        bump = rng.normal() * np.exp(-0.5 * ((x - rng.uniform(-2, 7)) / rng.uniform(0.3, 3)) ** 2)
+        d_other = 1 / (1 + np.exp(-(logit + bump)))
+        assert theory.value_function(d_other, p_data, p_g, x) < best
+    # D = 1/2 everywhere gives -log 4 whatever the densities are
+    assert theory.value_function(np.full_like(X, 0.5), gauss(4, 1.25), gauss(1, 1), X) == pytest.approx(
+        -theory.LOG4, abs=1e-6)
+
+
+@pytest.mark.parametrize("m1,s1,m2,s2", [(0, 1, 0, 1), (0, 1, 1, 1), (4, 1.25, 1, 1), (-1, 0.5, 2, 2), (0, 1, 8, 1)])
+def test_value_at_optimum_is_minus_log4_plus_twice_jsd(m1, s1, m2, s2):
+    p_data, p_g = gauss(m1, s1), gauss(m2, s2)
+    jsd = theory.jensen_shannon(p_data, p_g, X)
+    v_star = theory.value_at_optimum(p_data, p_g, X)
+    assert v_star == pytest.approx(-math.log(4) + 2 * jsd, abs=1e-9)
+    # the long way again, through value_function and an explicit D*
+    d_star = theory.optimal_discriminator(p_data, p_g)
+    mask = (d_star > 0) & (d_star < 1)  # in the far tails D* rounds to exactly 0 or 1 in float64
+    assert theory.value_function(d_star[mask], p_data[mask], p_g[mask], X[mask]) == pytest.approx(v_star, abs=1e-6)
+    assert -1e-12 <= jsd <= math.log(2) + 1e-12
+
+
+def test_global_optimum_value_and_jsd_limits():
+    p = gauss(4, 1.25)
+    assert theory.value_at_optimum(p, p, X) == pytest.approx(-math.log(4), abs=1e-9)
+    assert theory.jensen_shannon(p, p, X) == pytest.approx(0.0, abs=1e-12)
+    # (nearly) disjoint supports: JSD -> log 2, V(D*, G) -> 0
+    far = gauss(-10, 0.5), gauss(10, 0.5)
+    assert theory.jensen_shannon(*far, X) == pytest.approx(math.log(2), abs=1e-9)
+    assert theory.value_at_optimum(*far, X) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_divergences_survive_tails_that_underflow():
+    # N(0, 0.3^2) underflows to exactly 0 in float64 long before the grid ends; the divergences
+    # must treat that as "tiny", not as "no mass", and stay finite and continuous in the shift
+    p = gauss(0, 0.3)
+    values = [theory.jensen_shannon(p, gauss(mu, 0.3), X) for mu in (0.1, 0.5, 1.0, 2.0, 4.0)]
+    assert all(0 < v <= math.log(2) + 1e-12 for v in values) and values == sorted(values)
+    closed = 0.5 * (1.0 / 0.3) ** 2  # KL between N(0, s^2) and N(1, s^2) is (1/s)^2 / 2
+    assert theory.kl_divergence(p, gauss(1.0, 0.3), X) == pytest.approx(closed, rel=1e-6)
+
+
+def test_kl_matches_the_gaussian_closed_form_and_jsd_is_symmetric():
+    m1, s1, m2, s2 = 0.5, 0.8, -1.0, 1.7
+    closed = math.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+    assert theory.kl_divergence(gauss(m1, s1), gauss(m2, s2), X) == pytest.approx(closed, rel=1e-6)
+    assert theory.jensen_shannon(gauss(m1, s1), gauss(m2, s2), X) == pytest.approx(
+        theory.jensen_shannon(gauss(m2, s2), gauss(m1, s1), X), abs=1e-12)
+    p = np.where(np.abs(X) < 1, 0.5, 0.0)
+    assert theory.kl_divergence(gauss(0, 1), p, X) == math.inf
+
+
+def test_nonsaturating_gradient_is_that_of_reverse_kl_minus_twice_jsd():
+    """With D* frozen at theta0, d/dtheta E_{p_theta}[-log D*] = d/dtheta [KL(p_theta||p_data) - 2 JSD]."""
+    p_data = gauss(0.0, 1.0)
+    theta0, h = 1.5, 1e-4
+    d_star = theory.optimal_discriminator(p_data, gauss(theta0, 1.0))
+
+    def ns_loss_frozen_d(theta):
+        return np.trapezoid(gauss(theta, 1.0) * -np.log(d_star), X)
+
+    def effective(theta):
+        return theory.nonsaturating_objective(p_data, gauss(theta, 1.0), X)
+
+    grad_frozen = (ns_loss_frozen_d(theta0 + h) - ns_loss_frozen_d(theta0 - h)) / (2 * h)
+    grad_effective = (effective(theta0 + h) - effective(theta0 - h)) / (2 * h)
+    assert grad_frozen == pytest.approx(grad_effective, rel=1e-4)
+    # ... and the minimax loss E_{p_theta}[log(1 - D*)] has the gradient of 2 JSD (envelope theorem)
+    def mm_frozen(theta):
+        return np.trapezoid(gauss(theta, 1.0) * np.log1p(-d_star), X)
+
+    def two_jsd(theta):
+        return 2 * theory.jensen_shannon(p_data, gauss(theta, 1.0), X)
+
+    g1 = (mm_frozen(theta0 + h) - mm_frozen(theta0 - h)) / (2 * h)
+    g2 = (two_jsd(theta0 + h) - two_jsd(theta0 - h)) / (2 * h)
+    assert g1 == pytest.approx(g2, rel=1e-4)
+
+
+def test_fit_gaussian_fixed_points():
+    # a Gaussian target: every objective recovers it
+    target = gauss(1.0, 0.8)
+    for objective in ("jsd", "nonsaturating", "forward_kl", "reverse_kl"):
+        mean, std = theory.fit_gaussian(target, X, objective)
+        assert mean == pytest.approx(1.0, abs=1e-3) and std == pytest.approx(0.8, abs=1e-3), objective
+    # a bimodal target a Gaussian cannot represent: JSD and forward KL spread over both modes,
+    # the non-saturating game and reverse KL settle on one mode
+    bimodal = theory.mixture_pdf(X, [-2.0, 2.0], 0.6)
+    for objective in ("jsd", "forward_kl"):
+        mean, std = theory.fit_gaussian(bimodal, X, objective)
+        assert abs(mean) < 0.05 and std > 1.8, objective
+    for objective in ("nonsaturating", "reverse_kl"):
+        mean, std = theory.fit_gaussian(bimodal, X, objective)
+        assert abs(abs(mean) - 2.0) < 0.1 and std < 0.8, objective
+
+
+def test_trained_discriminator_matches_the_optimal_discriminator():
+    torch.set_num_threads(1)
+    real, fake = Gaussian1D(4.0, 1.25), Gaussian1D(1.0, 1.0)
+    d_net = theory.train_discriminator(real, fake, steps=800, batch_size=512, seed=0)
+    x = np.linspace(-1.0, 7.0, 161)  # where both densities have mass
+    d_formula = theory.optimal_discriminator(theory.gaussian_pdf(x, 4.0, 1.25), theory.gaussian_pdf(x, 1.0, 1.0))
+    d_trained = theory.discriminator_probability(d_net, x)
+    assert np.max(np.abs(d_trained - d_formula)) < 0.05
+
+
+def test_trained_discriminator_at_the_global_optimum_gives_minus_log4():
+    torch.set_num_threads(1)
+    p = Gaussian1D(4.0, 1.25)
+    d_net = theory.train_discriminator(p, p, steps=300, batch_size=512, seed=1)
+    gen = torch.Generator().manual_seed(2)
+    value = theory.estimate_value(d_net, p.sample(20000, gen), p.sample(20000, gen))
+    assert value == pytest.approx(-math.log(4), abs=0.01)
+    d = theory.discriminator_probability(d_net, np.linspace(1.0, 7.0, 61))
+    assert np.max(np.abs(d - 0.5)) < 0.05
+
+
+def test_train_discriminator_is_reproducible_and_accepts_tensors_and_callables():
+    torch.set_num_threads(1)
+    real = torch.randn(1000, 1) + 2
+    fake = lambda n: torch.randn(n, 1)  # noqa: E731 - a frozen "generator"
+    a = theory.discriminator_probability(theory.train_discriminator(real, fake, steps=20, seed=3), [0.0, 1.0])
+    b = theory.discriminator_probability(theory.train_discriminator(real, fake, steps=20, seed=3), [0.0, 1.0])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_inputs_name_the_fix():
+    with pytest.raises(ValueError, match="same grid"):
+        theory.jensen_shannon(gauss(0, 1), gauss(0, 1)[:-1], X)
+    with pytest.raises(ValueError, match="sigmoid"):
+        theory.value_function(np.full_like(X, 2.0), gauss(0, 1), gauss(0, 1), X)
+    with pytest.raises(ValueError, match="increasing"):
+        theory.kl_divergence(gauss(0, 1)[::-1], gauss(0, 1), X[::-1])
+    with pytest.raises(ValueError, match="non-negative"):
+        theory.optimal_discriminator(-gauss(0, 1), gauss(0, 1))
+    with pytest.raises(ValueError, match="choose one of"):
+        theory.fit_gaussian(gauss(0, 1), X, "wasserstein")
+    with pytest.raises(TypeError, match="sample"):
+        theory.train_discriminator("data", Gaussian1D(), steps=1)
+
+
+def test_self_checks_agree_with_the_numerics(capsys):
+    from ganlib import selfcheck
+
+    d0 = theory.optimal_discriminator(theory.gaussian_pdf(np.array([0.0]), 0, 1), theory.gaussian_pdf(np.array([0.0]), 2, 1))
+    assert selfcheck.check_math_optimal_discriminator(float(d0[0]))
+    assert not selfcheck.check_math_optimal_discriminator(0.5)
+    far = gauss(-10, 0.5), gauss(10, 0.5)
+    assert selfcheck.check_math_disjoint_value(theory.value_at_optimum(*far, X))
+    assert not selfcheck.check_math_disjoint_value(-math.log(4))
+    half = theory.value_function(np.full_like(X, 0.5), gauss(0, 1), gauss(3, 2), X)
+    assert selfcheck.check_concepts_value_at_half(half)
+    assert not selfcheck.check_concepts_value_at_half(0.0)
+    assert selfcheck.check_training_real_samples(5 * 64 * 1000)
+    assert not selfcheck.check_training_real_samples(64 * 1000)
+    assert "Not yet" in capsys.readouterr().out
