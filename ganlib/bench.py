@@ -34,7 +34,6 @@ and the output says so.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import gc
 import platform
@@ -257,66 +256,68 @@ class Result:
     note: str = ""
 
 
-def time_windows(run, device, steps: int, repeats: int, warmup: int, batch_size: int) -> list[float]:
-    """Images/s of ``repeats`` windows of ``steps`` steps each, after ``warmup`` untimed steps."""
-    if warmup:
-        run(warmup)
-    rates = []
-    for _ in range(repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        run(steps)
-        synchronize(device)
-        rates.append(steps * batch_size / (time.perf_counter() - t0))
-    return rates
+def time_window(run, device, steps: int, batch_size: int) -> float:
+    """Images/s of one window of ``steps`` steps, with the device synchronised at both ends."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    run(steps)
+    synchronize(device)
+    return steps * batch_size / (time.perf_counter() - t0)
 
 
-@contextlib.contextmanager
-def peak_memory(device, out: dict):
-    device = torch.device(device)
+@dataclass
+class Prepared:
+    """A version built and warmed up, ready to be timed."""
+
+    version: str
+    run: object  # run(n): train n more steps
+    flops_per_image: float
+    peak_memory: str
+    note: str
+
+
+def prepare_version(version: str, args, images, real_mnist: bool) -> Prepared:
+    """Build one version, count its FLOPs, run its warm-up steps; measure its peak device memory.
+
+    The memory figure is what this version allocates on top of what was already allocated (its
+    data, models, optimizer state, activations and any CUDA graph pools), over build and warm-up.
+    """
+    device = torch.device(args.device)
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
-    rss0 = max_rss_mb()
-    yield
-    if device.type == "cuda":
-        out["peak"] = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB"
+    if version == "a":
+        loop = ClassicLoop(classic_dataset(real_mnist), args.batch_size, device, args.workers, args.seed)
+        flops = flops_per_image(loop.step, args.batch_size)  # also the first warm-up step
+
+        def run(n):
+            for _ in range(n):
+                loop.step()
+
+        note = f"DataLoader with {args.workers} workers, fp32, BCELoss, .item() every step"
+        run(max(args.warmup - 1, 0))
     else:
-        grew = max_rss_mb() - rss0
-        out["peak"] = f"n/a (CPU; process max RSS +{grew:,.0f} MiB)"
-
-
-def run_version(version: str, args, images, real_mnist: bool, rate: float) -> Result:
-    device = torch.device(args.device)
-    mem: dict = {}
-    note = ""
-    with peak_memory(device, mem):
-        if version == "a":
-            loop = ClassicLoop(classic_dataset(real_mnist), args.batch_size, device, args.workers, args.seed)
-            flops = flops_per_image(loop.step, args.batch_size)  # also the first warm-up step
-
-            def run(n):
-                for _ in range(n):
-                    loop.step()
-
-            note = f"DataLoader, {args.workers} workers"
-            warmup = max(args.warmup - 1, 0)
-        else:
-            trainer = ganlib_trainer(version, images, args.batch_size, device, args.compile, args.seed)
-            # count on an eager twin: compilation changes no FLOPs, and FlopCounterMode is a
-            # dispatch mode that should not see Dynamo tracing
-            twin = ganlib_trainer("b", images, args.batch_size, device, None, args.seed)
-            flops = flops_per_image(twin.train_step, args.batch_size)
-            del twin
-            run = trainer_runner(trainer)
-            cfg = trainer.config
-            note = (f"bf16={trainer.use_bf16}, channels_last={getattr(cfg, 'channels_last', False)}, "
-                    f"compile={getattr(cfg, 'compile', False)}, fused_adam={cfg.fused_adam and device.type == 'cuda'}")
-            warmup = args.warmup
-        rates = time_windows(run, device, args.steps, args.repeats, warmup, args.batch_size)
-    median = statistics.median(rates)
-    return Result(version, median, rates, mem["peak"], flops, flops * median / rate, note)
+        trainer = ganlib_trainer(version, images, args.batch_size, device, args.compile, args.seed)
+        run = trainer_runner(trainer)
+        cfg = trainer.config
+        note = (f"bf16={trainer.use_bf16}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
+                f"fused_adam={cfg.fused_adam and device.type == 'cuda'}, log_every={cfg.log_every}")
+        run(args.warmup)
+    synchronize(device)
+    if device.type == "cuda":
+        peak = f"{(torch.cuda.max_memory_allocated(device) - base) / 2**20:,.0f} MiB"
+    else:
+        peak = "n/a (CPU)"
+    if version != "a":
+        # count on an eager twin over a few images: compilation, bf16 and memory layout change no
+        # FLOP count, and FlopCounterMode (a dispatch mode) is best kept away from Dynamo tracing
+        twin = ganlib_trainer("b", images[:2 * args.batch_size], args.batch_size, device, None, args.seed)
+        flops = flops_per_image(twin.train_step, args.batch_size)
+        del twin
+    return Prepared(version, run, flops, peak, note)
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -393,23 +394,32 @@ def throughput(args, argv) -> list[Result]:
         f"device: {device} ({device_name(device)})",
         f"versions: {versions_line()}",
         f"data: {source}",
-        f"batch size {args.batch_size}; {args.repeats} timed windows of {args.steps} steps after "
-        f"{args.warmup} warm-up steps; median images/s",
+        f"batch size {args.batch_size}; per version {args.warmup} warm-up steps, then {args.repeats} timed "
+        f"windows of {args.steps} steps (interleaved across versions); median images/s",
         f"measured matmul rate: {rate / 1e12:.3f} TFLOP/s ({rate_what})",
     ]
     print("\n".join(header), flush=True)
-    results = []
+    prepared = []
     for v in versions:
-        print(f"running ({v}) {VERSIONS[v]} ...", flush=True)
-        r = run_version(v, args, images, real_mnist, rate)
-        print(f"  ({v}) {r.images_per_s:,.0f} images/s; windows: "
-              + ", ".join(f"{x:,.0f}" for x in r.window_images_per_s), flush=True)
-        results.append(r)
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        print(f"building and warming up ({v}) {VERSIONS[v]} ...", flush=True)
+        prepared.append(prepare_version(v, args, images, real_mnist))
+    # windows interleave the versions (a, b, c, a, b, c, ...), so that a slow spell of a shared
+    # machine hits all of them alike; each version's median over its windows is reported
+    rates: dict[str, list[float]] = {p.version: [] for p in prepared}
+    for r in range(args.repeats):
+        for p in prepared:
+            rates[p.version].append(time_window(p.run, device, args.steps, args.batch_size))
+        print(f"window {r + 1}/{args.repeats}: "
+              + ", ".join(f"({v}) {x[-1]:,.0f}" for v, x in rates.items()) + " images/s", flush=True)
+    results = []
+    for p in prepared:
+        median = statistics.median(rates[p.version])
+        results.append(Result(p.version, median, rates[p.version], p.peak_memory, p.flops_per_image,
+                              p.flops_per_image * median / rate, p.note))
     table = format_table(results, rate_label)
     ratios = ratios_line(results)
+    if device.type != "cuda":
+        ratios += f"; process max RSS {max_rss_mb():,.0f} MiB (all versions together)"
     print("\n" + table + "\n" + ratios)
     if args.out:
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -498,7 +508,8 @@ def _common(parser) -> None:
     parser.add_argument("--out", default=None, help="append a results section to this markdown file")
 
 
-def main(argv=None) -> None:
+def main(argv=None):
+    """Run the command line; returns the results (a list of :class:`Result`, or the FID report)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "fid-parity":
         parser = argparse.ArgumentParser(prog="python -m ganlib.bench fid-parity",
@@ -509,8 +520,7 @@ def main(argv=None) -> None:
         parser.add_argument("--steps", type=int, default=3000)
         parser.add_argument("--seeds", default="0", help="comma-separated seeds; FIDs are averaged")
         parser.add_argument("--n-samples", type=int, default=10_000)
-        fid_parity(parser.parse_args(argv[1:]), argv)
-        return
+        return fid_parity(parser.parse_args(argv[1:]), argv)
     parser = argparse.ArgumentParser(prog="python -m ganlib.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser)
@@ -520,8 +530,8 @@ def main(argv=None) -> None:
     parser.add_argument("--versions", default="a,b,c", help="comma-separated subset of a,b,c")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the classic loop")
     parser.add_argument("--note", default="", help="a line of text added to the --out section")
-    throughput(parser.parse_args(argv), argv)
+    return throughput(parser.parse_args(argv), argv)
 
 
 if __name__ == "__main__":
-    main()
+    main()  # the return value is for tests; the command prints what it found

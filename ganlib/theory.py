@@ -241,8 +241,9 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
     """Train a discriminator to convergence against a *fixed* generator; returns the network.
 
     ``real`` and ``fake`` are each a distribution with ``.sample(n, generator=...)`` (e.g.
-    :class:`ganlib.data.Gaussian1D`), a callable ``n -> (n, dim) tensor`` (a frozen generator), or a
-    tensor of samples. Every step draws fresh batches and takes one Adam step on the binary
+    :class:`ganlib.data.Gaussian1D`; drawn with a generator seeded by ``seed``), a callable
+    ``n -> (n, dim) tensor`` such as a frozen generator (it draws from torch's global RNG, which its
+    caller seeds), or a tensor of samples. Every step draws fresh batches and takes one Adam step on the binary
     cross-entropy loss, i.e. it maximises V(D, G) (eq. (gan-math-value)); with enough capacity, data and
     steps, D(x) approaches D*(x) = p_data / (p_data + p_g), eq. (gan-math-opt-d) of "The math of GANs".
     The network returns logits; use :func:`discriminator_probability` for D(x).
@@ -255,8 +256,9 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
     sample_real, sample_fake = _as_sampler(real, "real"), _as_sampler(fake, "fake")
     dim = sample_real(2, gen).reshape(2, -1).shape[1]
     if discriminator is None:
-        torch.manual_seed(seed)
-        discriminator = _mlp(dim, hidden)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG left untouched
+            torch.manual_seed(seed)
+            discriminator = _mlp(dim, hidden)
     opt = torch.optim.Adam(discriminator.parameters(), lr=lr)
     for _ in range(steps):
         with torch.no_grad():

@@ -25,13 +25,14 @@ and history: on the CPU, a resumed run is bitwise equal to an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from .data import DeviceLoader
@@ -91,6 +92,42 @@ class VAEConfig(TrainConfig):
     beta: float = 1.0               # weight of the KL term (1: the ELBO; other values: beta-VAE)
 
 
+# ----------------------------------------------------------------------------- EMA
+
+
+class EMA(AveragedModel):
+    """An exponential moving average of a model's parameters and buffers (``.module`` holds it).
+
+    Each update: W_ema <- decay * W_ema + (1 - decay) * W, the rule of
+    ``torch.optim.swa_utils.get_ema_multi_avg_fn``; the first update copies W; integer buffers
+    are copied. It is torch's :class:`~torch.optim.swa_utils.AveragedModel` (same state dict,
+    same ``.module``), with ``update_parameters`` rewritten for one reason: AveragedModel copies its
+    CPU counter ``n_averaged`` to the GPU on every update, a blocking host-to-device copy. Here the
+    counter stays on the CPU and is only read there, so an update never waits for the GPU.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1], got {decay}")
+        super().__init__(model, use_buffers=True)  # device=None keeps n_averaged on the CPU
+        self.decay = decay
+
+    @torch.no_grad()
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        first = int(self.n_averaged) == 0  # a CPU tensor: no device sync
+        averaged, current = [], []
+        for p_ema, p in zip(itertools.chain(self.module.parameters(), self.module.buffers()),
+                            itertools.chain(model.parameters(), model.buffers())):
+            if first or not p_ema.is_floating_point():
+                p_ema.copy_(p.detach())
+            else:
+                averaged.append(p_ema)
+                current.append(p.detach())
+        if averaged:
+            torch._foreach_lerp_(averaged, current, 1.0 - self.decay)
+        self.n_averaged += 1
+
+
 # ----------------------------------------------------------------------------- the shared loop
 
 
@@ -128,7 +165,7 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(config.seed + 1)
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.ema: AveragedModel | None = None
+        self.ema: EMA | None = None
         self.loader: DeviceLoader | None = None
         self.distribution = None
         if isinstance(data, DeviceLoader):
@@ -351,9 +388,7 @@ class GANTrainer(Trainer):
         self.opt_d = self.adam(self.discriminator.parameters(), config.lr_d, config.betas)
         self.optimizers = {"generator": self.opt_g, "discriminator": self.opt_d}
         if config.ema_decay > 0:
-            # n_averaged stays on the CPU (device=None), so update_parameters never syncs the GPU
-            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
-                                     use_buffers=True)
+            self.ema = EMA(self.generator, config.ema_decay)
         if config.gp_weight or config.r1_weight:
             self.history["penalty"] = []
         if config.gp_weight and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):

@@ -6,7 +6,6 @@ import urllib.request
 from urllib.error import URLError
 
 import pytest
-import torch
 
 from ganlib.__main__ import main
 from ganlib.checkpoint import load_checkpoint

@@ -140,10 +140,12 @@ def mnist_features():
         pytest.skip(f"MNIST not available: {err}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     clf = load_mnist_classifier()
-    n = 3000
+    # 300 test images per class (3k: fast on 2 CPU cores), so the label marginal is uniform as in
+    # the full 10k test set; and 3k random training images
     g = torch.Generator().manual_seed(0)
-    test_idx = torch.randperm(len(x_test), generator=g)[:n]
-    train_idx = torch.randperm(len(x_train), generator=g)[:n]
+    perm = torch.randperm(len(x_test), generator=g)
+    test_idx = torch.cat([perm[y_test[perm] == c][:300] for c in range(10)])
+    train_idx = torch.randperm(len(x_train), generator=g)[:3000]
     test_images = x_test[test_idx]
     return {"clf": clf, "classify": classify, "test_images": test_images, "test_labels": y_test[test_idx],
             "test": classify(clf, test_images), "train": classify(clf, x_train[train_idx]),

@@ -8,7 +8,7 @@ from ganlib.__main__ import build_parser, build_trainer
 from ganlib.checkpoint import load_checkpoint
 from ganlib.data import DeviceLoader, Gaussian1D, gaussian_ring, load_digits
 from ganlib.models import VAE, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from ganlib.train import GANConfig, GANTrainer, NonFiniteLossError, VAEConfig, VAETrainer
+from ganlib.train import EMA, GANConfig, GANTrainer, NonFiniteLossError, VAEConfig, VAETrainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -172,6 +172,26 @@ def test_conditional_models_need_labelled_data():
         GANTrainer(G, D, torch.randn(100, 4), GANConfig(device="cpu"))
     with pytest.raises(TypeError, match="DeviceLoader"):
         GANTrainer(MLPGenerator(2, 4), MLPDiscriminator(4), [[1.0, 2.0]], GANConfig(device="cpu"))
+
+
+def test_ema_matches_torch_swa_utils():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(0)
+    model = MLPGenerator(3, 2, hidden=(8,), batchnorm=True)
+    ours, theirs = EMA(model, 0.9), AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
+    for _ in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model(torch.randn(16, 3))  # moves the batch-norm running statistics
+        ours.update_parameters(model)
+        theirs.update_parameters(model)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert a.keys() == b.keys() and int(a["n_averaged"]) == 4
+    for k in a:
+        if a[k].is_floating_point():
+            assert torch.allclose(a[k], b[k], atol=1e-6), k
 
 
 def test_gradient_penalty_with_batch_norm_warns():

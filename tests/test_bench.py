@@ -1,0 +1,106 @@
+"""The fast-path options of the trainer, and `python -m ganlib.bench` on the CPU (no speed claims)."""
+import pytest
+import torch
+
+import ganlib
+from ganlib import bench
+from ganlib.data import gaussian_ring
+from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
+from ganlib.train import GANConfig, GANTrainer, compile_mode
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def _ring_trainer(**overrides):
+    ganlib.seed_everything(0)
+    cfg = dict(steps=6, batch_size=32, device="cpu", progress=False, log_every=3, loss="wasserstein",
+               gp_weight=1.0)
+    return GANTrainer(MLPGenerator(4, 2, hidden=(16,)), MLPDiscriminator(2, hidden=(16,)), gaussian_ring(),
+                      GANConfig(**{**cfg, **overrides}))
+
+
+def test_generator_step_computes_no_discriminator_weight_gradients():
+    trainer = _ring_trainer()
+    trainer.train_step()
+    trainer.discriminator.zero_grad(set_to_none=True)
+    trainer.g_step(8, None)
+    assert all(p.grad is None for p in trainer.discriminator.parameters())  # frozen during G's update ...
+    assert all(p.requires_grad for p in trainer.discriminator.parameters())  # ... and unfrozen after it
+    assert all(p.grad is not None for p in trainer.generator.parameters())
+
+
+def test_compiled_training_matches_eager_and_keeps_penalty_eager(monkeypatch):
+    # the aot_eager backend runs Dynamo and AOTAutograd (the parts that could break the training
+    # step or the double-backward penalty) without compiling C++ kernels, which takes a minute on CI
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: compile_(model, backend="aot_eager"))
+    eager = _ring_trainer().fit()
+    trainer = _ring_trainer(compile="default")
+    assert hasattr(trainer.train_discriminator, "_orig_mod")  # the steps really call a compiled module
+    compiled = trainer.fit()
+    for key in ("loss_d", "loss_g", "penalty"):
+        torch.testing.assert_close(torch.tensor(compiled[key]), torch.tensor(eager[key]), rtol=1e-4, atol=1e-5)
+
+
+def test_compile_mode_names_the_valid_modes():
+    assert compile_mode(False) is None and compile_mode(True) == "default"
+    with pytest.raises(ValueError, match="'reduce-overhead'"):
+        compile_mode("fast")
+
+
+def test_channels_last_trains_and_checkpoints_in_the_plain_format(tmp_path):
+    ganlib.seed_everything(0)
+    G, D = DCGANGenerator(8, 16, base_width=4), DCGANDiscriminator(16, base_width=4)
+    cfg = GANConfig(steps=2, batch_size=16, device="cpu", progress=False, channels_last=True,
+                    checkpoint_path=str(tmp_path / "ckpt.safetensors"))
+    trainer = GANTrainer(G, D, torch.rand(64, 1, 16, 16) * 2 - 1, cfg)
+    conv = trainer.discriminator.features[2].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    trainer.fit()
+    resumed = GANTrainer.from_checkpoint(tmp_path / "ckpt.safetensors", torch.rand(64, 1, 16, 16), channels_last=False)
+    for a, b in zip(resumed.discriminator.parameters(), trainer.discriminator.parameters()):
+        assert torch.equal(a, b)
+    plain = build_model(D.spec)  # a plain, contiguous model loads the weights as well
+    plain.load_state_dict(trainer.discriminator.state_dict())
+
+
+def test_bench_prints_every_field_and_writes_results(tmp_path, capsys):
+    out = tmp_path / "RESULTS.md"
+    argv = ["--device", "cpu", "--batch-size", "8", "--steps", "1", "--repeats", "1", "--warmup", "1",
+            "--workers", "1", "--compile", "none", "--out", str(out)]
+    results = bench.main(argv)
+    printed = capsys.readouterr().out
+    for field in ("images/s", "b/a =", "c/a =", "peak device memory", "FLOPs / image", "fraction of fp32 matmul rate",
+                  "measured matmul rate", "data: "):
+        assert field in printed, field
+    assert [r.version for r in results] == ["a", "b", "c"]
+    assert all(r.images_per_s > 0 and r.flops_per_image > 0 for r in results)
+    text = out.read_text()
+    for field in ("date:", "command: `python -m ganlib.bench --device cpu", "device: cpu", f"torch {torch.__version__}",
+                  "| (a) classic loop |", "| (c) ganlib fast |"):
+        assert field in text, field
+
+
+def test_flop_count_of_one_training_step():
+    # G forward twice (D's fakes, then G's update), D forward three times, backward through both
+    # (without D's weight gradients in G's update): about 6 times one G + D forward
+    G, D = DCGANGenerator(100, 28), DCGANDiscriminator(28)
+    fwd = bench.flops_per_image(lambda: D(G(torch.randn(4, 100))), 4)
+    step = bench.flops_per_image(bench.ganlib_trainer("b", torch.rand(16, 1, 28, 28), 4, "cpu", None).train_step, 4)
+    assert 3 * fwd < step < 8 * fwd
+
+
+def test_fid_parity_runs_on_cpu(capsys):
+    from ganlib.classifier import WEIGHTS_PATH
+    from ganlib.data import DatasetNotFoundError, load_mnist
+
+    try:
+        load_mnist("test", download=False)
+    except DatasetNotFoundError:
+        pytest.skip("needs MNIST under $GANLIB_DATA")
+    if not WEIGHTS_PATH.exists():
+        pytest.skip("needs the MNIST classifier weights")
+    report = bench.main(["fid-parity", "--device", "cpu", "--steps", "2", "--batch-size", "8",
+                         "--n-samples", "64", "--compile", "none"])
+    assert report["verdict"] in ("PASS", "FAIL") and report["ratio"] > 0
+    assert "ratio fast/fp32" in capsys.readouterr().out
