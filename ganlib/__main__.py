@@ -6,6 +6,10 @@ Examples::
     python -m ganlib train --dataset mnist --model dcgan --loss hinge --spectral-norm --steps 20000 --out runs/mnist
     python -m ganlib train --dataset mnist --model dcgan --out runs/mnist --resume --steps 40000
     python -m ganlib sample --checkpoint runs/mnist/checkpoint.safetensors --n 64 --out samples.png
+    torchrun --nproc_per_node=4 -m ganlib train --dataset mnist --model dcgan --out runs/mnist4
+
+Under ``torchrun`` training is data-parallel (DistributedDataParallel, see :mod:`ganlib.distributed`):
+each process trains on its own shard of the data, and only rank 0 writes files and prints.
 
 ``train`` writes ``DIR/checkpoint.safetensors`` (every ``--checkpoint-every`` steps and at the end),
 ``DIR/history.json`` and ``DIR/samples.png``. Options left out take the dataset's preset, which
@@ -23,6 +27,7 @@ import torch
 from . import data as gdata
 from .env import by_profile, seed_everything
 from .losses import LOSSES
+from .train import COMPILE_MODES
 
 TOY = {"gaussian1d": gdata.Gaussian1D, "ring": gdata.gaussian_ring, "grid": gdata.gaussian_grid,
        "moons": gdata.TwoMoons, "spiral": gdata.Spiral}
@@ -63,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     t.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA")
+    t.add_argument("--channels-last", action="store_true", help="channels_last memory layout (faster convs on GPUs)")
+    t.add_argument("--compile", default="none", choices=("none",) + COMPILE_MODES,
+                   help="torch.compile the GAN's models with this mode (reduce-overhead adds CUDA graphs)")
+    t.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: SyncBatchNorm over all ranks (GPUs only); default: per-rank batch norm")
     t.add_argument("--lr", type=float, help="learning rate (G and D, or the VAE)")
     t.add_argument("--lr-g", type=float)
     t.add_argument("--lr-d", type=float)
@@ -129,7 +139,9 @@ def build_trainer(args):
     common = dict(steps=args.steps or cfg["steps"], batch_size=args.batch_size or cfg["batch_size"],
                   device=args.device, bf16=not args.no_bf16, seed=args.seed, log_every=args.log_every,
                   progress=not args.no_progress, sample_every=args.sample_every,
-                  checkpoint_path=str(out / CHECKPOINT_NAME), checkpoint_every=args.checkpoint_every)
+                  checkpoint_path=str(out / CHECKPOINT_NAME), checkpoint_every=args.checkpoint_every,
+                  channels_last=args.channels_last, compile=False if args.compile == "none" else args.compile,
+                  sync_bn=args.sync_bn)
     is_vae = args.model in ("vae", "conv-vae")
     if is_vae and args.dataset in TOY:
         raise ValueError("the VAE models are for image datasets (mnist, digits); use --model mlp for toy data")
@@ -140,7 +152,8 @@ def build_trainer(args):
         if not ckpt.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
         overrides = {k: common[k] for k in ("steps", "device", "bf16", "progress", "log_every", "sample_every",
-                                            "checkpoint_path", "checkpoint_every")}
+                                            "checkpoint_path", "checkpoint_every", "channels_last", "compile",
+                                            "sync_bn")}
         return cls.from_checkpoint(ckpt, data, **overrides)
     seed_everything(args.seed)  # before building the models: same seed, same weights
     models = build_models(args, cfg, data)
@@ -178,13 +191,23 @@ def save_samples(samples: torch.Tensor, path) -> None:
 
 
 def train_main(args) -> dict:
-    """``python -m ganlib train``: build config and trainer, fit, write history and samples."""
-    trainer = build_trainer(args)
-    history = trainer.fit()
-    out = Path(args.out)
-    (out / "history.json").write_text(json.dumps(history))
-    save_samples(trainer.sample(64), out / "samples.png")
-    print(f"trained to step {trainer.step}; checkpoint {out / CHECKPOINT_NAME}; samples {out / 'samples.png'}")
+    """``python -m ganlib train``: build config and trainer, fit, write history and samples.
+
+    Under ``torchrun`` every rank trains (data-parallel); only rank 0 writes files and prints.
+    """
+    from . import distributed
+
+    distributed.init_distributed(args.device)
+    try:
+        trainer = build_trainer(args)
+        history = trainer.fit()
+        if distributed.is_main_process():
+            out = Path(args.out)
+            (out / "history.json").write_text(json.dumps(history))
+            save_samples(trainer.sample(64), out / "samples.png")
+            print(f"trained to step {trainer.step}; checkpoint {out / CHECKPOINT_NAME}; samples {out / 'samples.png'}")
+    finally:
+        distributed.cleanup()
     return history
 
 

@@ -47,8 +47,8 @@ def dequantize(images: torch.Tensor, levels: int = 256, generator: torch.Generat
     ``images`` are in [-1, 1] with ``levels`` evenly spaced values (256 for MNIST, 17 for the
     8x8 digits). Spreading each integer level uniformly over its bin of width ``1/levels`` gives
     data with a proper continuous density (no point masses: a constant border pixel no longer
-    has zero variance), and ``log p_density - D * log(levels)`` then lower-bounds the log-pmf of
-    the integer image (Theis et al., 2016).
+    has zero variance), and ``log p_density - D * log(levels)``, averaged over the noise ``u``,
+    lower-bounds the log-pmf of the integer image (Theis et al., 2016).
     """
     k = torch.round((images + 1) / 2 * (levels - 1))
     return (k + _random(torch.rand, images.shape, generator, images.device)) / levels
@@ -425,14 +425,29 @@ def mean_log_likelihood(model, x: torch.Tensor, batch_size: int = 2000) -> float
     return total / len(x)
 
 
-def log_likelihood_table(rows: list[tuple[str, str, float, int]]) -> str:
-    """A Markdown table of ``(model, what it scores, mean log-likelihood in nats/image, #parameters)``.
+def log_likelihood_table(rows: list[dict]) -> str:
+    """A plain-text table, one row per model, e.g. ``{"model": ..., "test (nats/image)": ..., ...}``.
 
-    Render it with ``IPython.display.Markdown``. Rows scored on different data (binary pixels vs
-    dequantized continuous pixels) are not comparable; the "scored on" column says which is which.
+    The columns are the first row's keys, in order. Floats print with one decimal, ints with
+    thousands separators; numbers are right-aligned. Rows scored on different data (binary pixels
+    vs dequantized continuous pixels) are not comparable: give them a column that says so.
     """
-    lines = ["| model | scored on | test log-likelihood (nats/image) | parameters |",
-             "|---|---|---:|---:|"]
-    for name, data, loglik, params in rows:
-        lines.append(f"| {name} | {data} | {loglik:,.1f} | {params:,} |")
-    return "\n".join(lines)
+    if not rows:
+        raise ValueError("log_likelihood_table needs at least one row")
+    columns = list(rows[0])
+
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:,.1f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    cells = [[cell(row[c]) for c in columns] for row in rows]
+    numeric = [isinstance(rows[0][c], (int, float)) for c in columns]
+    widths = [max(len(c), *(len(r[j]) for r in cells)) for j, c in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

@@ -229,6 +229,99 @@ def goal_check(summary: list[dict]) -> dict:
     return out
 
 
+# ----------------------------------------------------------------------------- small demonstrations
+
+
+def saturation_run(loss: str, steps: int = 300, seed: int = 0, d_steps: int = 3, log_every: int = 10) -> dict:
+    """A 1D GAN (data N(4, 1.25^2), G starting near 0) trained with ``loss``; the D gets ``d_steps``
+    updates per G update, so it rejects the first fakes confidently, as early in real training.
+
+    Returns lists per logged step: ``step``, ``d_fake`` (mean D(G(z))), ``grad_norm`` (norm of the
+    generator's last gradient) and ``g_mean`` (mean of 1,000 generated samples).
+    """
+    from .data import Gaussian1D
+    from .env import seed_everything
+    from .models import MLPDiscriminator, MLPGenerator
+    from .train import GANConfig, GANTrainer
+
+    seed_everything(seed)
+    G, D = MLPGenerator(1, 1, hidden=(32, 32)), MLPDiscriminator(1, hidden=(32, 32))
+    out = {"step": [], "d_fake": [], "grad_norm": [], "g_mean": []}
+
+    def record(trainer):
+        grads = [p.grad.norm() for p in trainer.generator.parameters() if p.grad is not None]
+        out["step"].append(trainer.step)
+        out["d_fake"].append(trainer.history["d_fake"][-1])
+        out["grad_norm"].append(float(torch.stack(grads).norm()) if grads else 0.0)
+        out["g_mean"].append(float(trainer.sample(1000, ema=False).mean()))
+
+    cfg = GANConfig(loss=loss, steps=steps, batch_size=128, d_steps=d_steps, lr_g=1e-3, lr_d=1e-3,
+                    bf16=False, device="cpu", seed=seed, log_every=log_every, progress=False)
+    GANTrainer(G, D, Gaussian1D(), cfg, callbacks=[record]).fit()
+    return out
+
+
+def critic_objective_run(constraint: str, steps: int = 300, seed: int = 0, clip: float = 0.01,
+                         gp_weight: float = 10.0) -> list[float]:
+    """Train a critic alone with the Wasserstein objective E[f(fake)] - E[f(real)] between two fixed
+    1D samples, N(0, 1) ("real") and N(4, 1) ("fake"), whose 1-Wasserstein distance is 4.
+
+    ``constraint`` is ``"none"``, ``"clip"`` (weights clamped to [-clip, clip] after each step, as in
+    WGAN) or ``"gp"`` (WGAN-GP's gradient penalty). Returns the critic loss per step: without a
+    constraint it falls without bound; with the penalty it settles near -4, i.e. -W1.
+    """
+    from .losses import discriminator_loss, gradient_penalty
+    from .models import MLPDiscriminator
+
+    if constraint not in ("none", "clip", "gp"):
+        raise ValueError(f"constraint must be 'none', 'clip' or 'gp', not {constraint!r}")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    real, fake = torch.randn(512, 1, generator=g), 4 + torch.randn(512, 1, generator=g)
+    critic = MLPDiscriminator(1, hidden=(64, 64))
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
+    losses = []
+    for _ in range(steps):
+        loss = discriminator_loss("wasserstein", critic(real), critic(fake))
+        total = loss + (gp_weight * gradient_penalty(critic, real, fake, generator=g) if constraint == "gp" else 0)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if constraint == "clip":
+            with torch.no_grad():
+                for p in critic.parameters():
+                    p.clamp_(-clip, clip)
+        losses.append(float(loss))
+    return losses
+
+
+def markov_chain_fit(sign: float = 1.0, steps: int = 200, length: int = 2000, seed: int = 0):
+    """Fit a 2-state Markov chain's transition matrix by gradient descent on ``sign`` * the source's
+    "Markov chain loss", (1/N) sum_t log p(x_t | x_{t-1}).
+
+    ``sign=-1`` minimises the negative log-likelihood (maximum likelihood: correct); ``sign=+1``
+    minimises the log-likelihood itself, as the source's formula says. Returns
+    ``(true_matrix, fitted_matrix, loss_per_step)``; rows are p(x_t = . | x_{t-1} = row).
+    """
+    g = torch.Generator().manual_seed(seed)
+    true = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+    x = [0]
+    for _ in range(length - 1):
+        x.append(int(torch.multinomial(true[x[-1]], 1, generator=g)))
+    x = torch.tensor(x)
+    logits = torch.zeros(2, 2, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=0.1)
+    losses = []
+    for _ in range(steps):
+        log_p = torch.log_softmax(logits, dim=1)[x[:-1], x[1:]]  # log p(x_t | x_{t-1})
+        loss = sign * log_p.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return true, torch.softmax(logits.detach(), 1), losses
+
+
 # ----------------------------------------------------------------------------- results files
 
 

@@ -60,3 +60,31 @@ def density_and_discriminator(ax, x, p_data, fake_samples=None, d_values=None, d
     labels = [lab for a in (ax, ax_d) for lab in a.get_legend_handles_labels()[1]]
     ax.legend(handles, labels, loc="upper left", fontsize=8)
     return ax_d
+
+
+def scatter_2d(samples, centers=None, std: float | None = None, ax=None, title: str | None = None,
+               lim: float | None = None):
+    """Scatter 2D samples; mark mixture centres (x) and, with ``std``, their 3-std "high quality" circles."""
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.2, 3.2))
+    s = np.asarray(torch.as_tensor(samples).detach().cpu())
+    ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, color="tab:blue", linewidths=0)
+    if centers is not None:
+        c = np.asarray(torch.as_tensor(centers).cpu())
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=20, color="k", linewidths=1)
+        if std is not None:
+            for cx, cy in c:
+                ax.add_patch(plt.Circle((cx, cy), 3 * std, fill=False, color="tab:red", lw=0.6))
+        if lim is None:
+            lim = 1.25 * float(np.abs(c).max())
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

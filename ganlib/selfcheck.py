@@ -135,3 +135,43 @@ def _flatten(values):
     if isinstance(values, (list, tuple)):
         return [v for item in values for v in _flatten(item)]
     return [values]
+
+
+# ----------------------------------------------------------------------------- Part II: losses
+
+
+def check_losses_generator_gradients(minimax: float, nonsaturating: float, d_fake: float = 0.1) -> bool:
+    """Exercise ex-losses-gradient: dL_G/dl at D(G(z)) = sigmoid(l) = ``d_fake``, for both losses."""
+    right_mm, right_ns = -d_fake, -(1 - d_fake)
+    if _close(minimax, d_fake) and _close(nonsaturating, 1 - d_fake):
+        return _verdict(False, "", "the sizes are right; now the signs: both losses fall as l grows.")
+    return _verdict(_close(minimax, right_mm) and _close(nonsaturating, right_ns),
+                    f"minimax: -D = {right_mm:.3g}; non-saturating: -(1 - D) = {right_ns:.3g}. Where D "
+                    "rejects the fakes, the minimax gradient is small and the non-saturating one is not.",
+                    "use d/dl log(1 - sigmoid(l)) = -sigmoid(l) and d/dl [-log sigmoid(l)] = -(1 - sigmoid(l)).")
+
+
+def check_losses_hinge(fn) -> bool:
+    """Exercise ex-losses-hinge: ``fn(real, fake)`` must equal the hinge discriminator loss."""
+    import torch
+
+    from .losses import discriminator_loss
+
+    g = torch.Generator().manual_seed(0)
+    real, fake = 2 * torch.randn(256, generator=g), 2 * torch.randn(256, generator=g)
+    try:
+        got = float(fn(real, fake))
+    except Exception as err:  # the reader's code may fail in any way; say how
+        return _verdict(False, "", f"calling fn(real, fake) raised {type(err).__name__}: {err}")
+    expected = float(discriminator_loss("hinge", real, fake))
+    return _verdict(_close(got, expected, rel=1e-5),
+                    f"{got:.4f} equals ganlib.losses.discriminator_loss('hinge', ...) on random scores.",
+                    f"got {got:.4f}, expected {expected:.4f}: the loss is mean(relu(1 - real)) + mean(relu(1 + fake)).")
+
+
+def check_losses_reverse_kl(answer: float, modes_hit: int = 4, n_modes: int = 8) -> bool:
+    """Exercise ex-losses-rkl: reverse KL of a histogram spread evenly over ``modes_hit`` of ``n_modes``."""
+    expected = math.log(n_modes / modes_hit)
+    return _verdict(_close(answer, expected),
+                    f"sum_k p_k log(K p_k) = log({n_modes}/{modes_hit}) = {expected:.4f} nats.",
+                    f"each hit mode has p_k = 1/{modes_hit}; use KL(p || uniform) = sum_k p_k log(p_k / (1/{n_modes})).")

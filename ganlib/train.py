@@ -21,6 +21,19 @@ latent noise, penalty interpolation and VAE sampling, and one on the CPU for toy
 (sampled on the CPU, then moved, so runs match across devices). A checkpoint stores them, torch's
 global RNG states, the :class:`~ganlib.data.DeviceLoader` position, models, optimizers, EMA, step
 and history: on the CPU, a resumed run is bitwise equal to an uninterrupted one.
+
+Fast path (``python -m ganlib.bench`` measures it). ``channels_last=True`` stores the models and
+image batches in NHWC layout, which cuDNN's bf16 convolutions prefer; ``compile=`` runs the
+models' forward (and so their backward) through ``torch.compile``, ``"reduce-overhead"`` also
+replays them as CUDA graphs. Penalties that differentiate twice (``gp_weight``, ``r1_weight``) call
+the plain, eager discriminator: compiled graphs do not support double backward (pytorch issues
+#91469, #181581). Checkpoints and :meth:`GANTrainer.sample` always use the plain modules.
+
+Several processes. Under ``torchrun`` (see :mod:`ganlib.distributed`) each rank trains on its own
+shard of the data tensors and its own noise; the models are wrapped in DistributedDataParallel,
+so gradients are averaged across ranks and the weights stay identical. Only rank 0 shows
+progress, runs callbacks, takes snapshots and writes checkpoints, which hold the plain modules:
+the single-process format, resumable on one device.
 """
 from __future__ import annotations
 
@@ -34,6 +47,7 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from . import distributed
 from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from .data import DeviceLoader
 from .env import default_device
@@ -67,6 +81,10 @@ class TrainConfig:
     n_samples: int = 64             # size of the fixed-noise batch
     checkpoint_path: str | None = None  # where save() writes; None: no automatic checkpoints
     checkpoint_every: int = 0       # steps between checkpoints (0: only at the end of fit)
+    channels_last: bool = False     # models and image batches in channels_last layout (faster convs on GPUs)
+    compile: bool | str = False     # torch.compile the models (GANTrainer): True/"default", "reduce-overhead"
+                                    # (adds CUDA graphs), "max-autotune", "max-autotune-no-cudagraphs"
+    sync_bn: bool = False           # under torchrun: SyncBatchNorm (global-batch statistics; GPUs only)
 
 
 @dataclass
@@ -130,6 +148,38 @@ class EMA(AveragedModel):
 
 # ----------------------------------------------------------------------------- the shared loop
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
+def compile_mode(value) -> str | None:
+    """The torch.compile mode named by a config's ``compile`` field (None: do not compile)."""
+    if value is False or value is None or value == "none":
+        return None
+    if value is True:
+        return "default"
+    if value not in COMPILE_MODES:
+        raise ValueError(f"compile={value!r} is not a torch.compile mode; use False, True or one of "
+                         f"{', '.join(map(repr, COMPILE_MODES))}")
+    return value
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """Turn off ``requires_grad`` of ``module``'s parameters for the block.
+
+    Used for D during G's update: gradients still flow *through* D to G, but D's own weight
+    gradients, which G's update would throw away, are never computed.
+    """
+    params = [p for p in module.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
 
 @contextlib.contextmanager
 def eval_mode(*modules):
@@ -161,19 +211,24 @@ class Trainer:
         self.should_stop = False  # a callback may set it to end fit() after the current step
         self.last_checkpoint: tuple[int, Path] | None = None
         self._pending: list[tuple[int, dict]] = []  # logged tensors not yet copied to the host
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.data_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.dist = distributed.info()  # rank 0 of 1 outside torchrun
+        # each rank draws its own noise and toy data; rank 0 keeps the seeds of a one-process run
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(distributed.rank_seed(config.seed))
+        self.data_gen = torch.Generator().manual_seed(distributed.rank_seed(config.seed + 1))
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.ema: EMA | None = None
         self.loader: DeviceLoader | None = None
         self.distribution = None
+        if isinstance(data, torch.Tensor):
+            data = (data,)
         if isinstance(data, DeviceLoader):
-            self.loader = data
-        elif isinstance(data, torch.Tensor):
-            self.loader = DeviceLoader(data, batch_size=config.batch_size, device=self.device, seed=config.seed)
+            self.loader = data  # already built by the caller (under torchrun: give it this rank's shard)
         elif isinstance(data, (tuple, list)) and data and all(isinstance(t, torch.Tensor) for t in data):
-            self.loader = DeviceLoader(*data, batch_size=config.batch_size, device=self.device, seed=config.seed)
+            if self.dist.distributed:
+                data = distributed.shard(*data)
+            self.loader = DeviceLoader(*data, batch_size=config.batch_size, device=self.device,
+                                       seed=distributed.rank_seed(config.seed))
         elif hasattr(data, "sample"):
             self.distribution = data
         else:
@@ -190,6 +245,26 @@ class Trainer:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
+    def place(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Move ``module`` to the device (and to channels_last if configured)."""
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.config.channels_last else module
+
+    def wrap(self, module: torch.nn.Module, ddp: bool = True):
+        """What training steps call instead of ``module``: DDP (under torchrun) and/or torch.compile.
+
+        The wrappers share ``module``'s parameters; checkpoints and sampling use ``module`` itself.
+        """
+        if ddp:
+            module = distributed.wrap_ddp(module, self.device, self.config.sync_bn)
+        mode = compile_mode(self.config.compile)
+        return torch.compile(module, mode=mode) if mode else module
+
+    def mark_step(self) -> None:
+        """Tell CUDA-graph trees a new step begins (their outputs of the last step may be reused)."""
+        if self.device.type == "cuda" and compile_mode(self.config.compile) in CUDAGRAPH_MODES:
+            torch.compiler.cudagraph_mark_step_begin()
+
     @property
     def has_labels(self) -> bool:
         return self.loader is not None and len(self.loader.tensors) > 1
@@ -199,6 +274,8 @@ class Trainer:
         if self.loader is not None:
             batch = self.loader.next_batch()
             x = batch[0].to(self.device, non_blocking=True)
+            if self.config.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             labels = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
             return x, labels
         x = self.distribution.sample(self.config.batch_size, generator=self.data_gen)
@@ -217,7 +294,8 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=type(self).__name__)
+        main = self.dist.is_main  # under torchrun only rank 0 reports, samples and saves
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and main), desc=type(self).__name__)
         try:
             while self.step < cfg.steps and not self.should_stop:
                 logs = self.train_step()
@@ -227,9 +305,12 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     self._flush()
                     bar.set_postfix({k: f"{v[-1]:.3g}" for k, v in self.history.items() if k != "step" and v})
-                    for callback in self.callbacks:
-                        callback(self)
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    if main:
+                        for callback in self.callbacks:
+                            callback(self)
+                    if self.dist.distributed:  # a callback on rank 0 may stop training: every rank stops
+                        self.should_stop = distributed.any_rank(self.should_stop, self.device)
+                if main and cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.snapshots.append((self.step, self.sample_fixed().cpu()))
                 if cfg.checkpoint_path and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save()
@@ -302,12 +383,20 @@ class Trainer:
                 torch.cuda.set_rng_state_all(rng["cuda"])
         if self.loader is not None and state.get("loader") is not None and same_device:
             self.loader.load_state_dict(state["loader"])
+        if self.dist.rank > 0:  # the checkpoint holds rank 0's streams; the other ranks draw their own
+            self.noise_gen.manual_seed(distributed.rank_seed(self.config.seed) + self.step)
+            self.data_gen.manual_seed(distributed.rank_seed(self.config.seed + 1) + self.step)
 
     def save(self, path=None) -> Path:
-        """Write a checkpoint (atomically) to ``path`` or ``config.checkpoint_path``."""
+        """Write a checkpoint (atomically) to ``path`` or ``config.checkpoint_path``.
+
+        Under torchrun only rank 0 writes; the other ranks return the path without writing.
+        """
         path = path or self.config.checkpoint_path
         if path is None:
             raise ValueError("no checkpoint path: pass save(path) or set config.checkpoint_path")
+        if not self.dist.is_main:
+            return Path(path)
         path = save_checkpoint(self.state_dict(), path)
         self.last_checkpoint = (self.step, path)
         return path
@@ -375,8 +464,8 @@ class GANTrainer(Trainer):
         if config.d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {config.d_steps}")
         super().__init__(data, config, callbacks)
-        self.generator = generator.to(self.device)
-        self.discriminator = discriminator.to(self.device)
+        self.generator = self.place(generator)
+        self.discriminator = self.place(discriminator)
         self.conditional = bool(getattr(generator, "num_classes", 0))
         if self.conditional != bool(getattr(discriminator, "num_classes", 0)):
             raise ValueError("build G and D both conditional (num_classes=K) or both unconditional")
@@ -384,6 +473,12 @@ class GANTrainer(Trainer):
             raise ValueError(f"the models are conditional (num_classes={generator.num_classes}) but the data "
                              "has no labels; pass data=(images, labels) or build them with num_classes=0")
         self.models = {"generator": self.generator, "discriminator": self.discriminator}
+        # what the steps call: DDP-wrapped (under torchrun) and/or compiled views of the same modules.
+        # D inside G's update is not DDP-wrapped: its parameters are frozen there, nothing to all-reduce.
+        self.train_generator = self.wrap(self.generator)
+        self.train_discriminator = self.wrap(self.discriminator)
+        self.train_discriminator_local = (self.wrap(self.discriminator, ddp=False) if self.dist.distributed
+                                          else self.train_discriminator)
         self.opt_g = self.adam(self.generator.parameters(), config.lr_g, config.betas)
         self.opt_d = self.adam(self.discriminator.parameters(), config.lr_d, config.betas)
         self.optimizers = {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -412,7 +507,7 @@ class GANTrainer(Trainer):
 
     def d_step(self, real: torch.Tensor, labels: torch.Tensor | None):
         """One discriminator update; returns detached (loss, d_real, d_fake, penalty)."""
-        cfg, G, D = self.config, self.generator, self.discriminator
+        cfg, G, D = self.config, self.train_generator, self.train_discriminator
         kw = {"labels": labels} if self.conditional else {}
         with self.autocast():
             with torch.no_grad():
@@ -420,6 +515,7 @@ class GANTrainer(Trainer):
             real_out, fake_out = D(real, **kw).float(), D(fake, **kw).float()
             loss = discriminator_loss(cfg.loss, real_out, fake_out)
             penalty = torch.zeros((), device=self.device)
+            D = self.discriminator  # the penalties differentiate twice: plain eager module, never compiled
             if cfg.gp_weight:
                 penalty = penalty + cfg.gp_weight * gradient_penalty(D, real, fake, labels if self.conditional else None,
                                                                      generator=self.noise_gen)
@@ -433,15 +529,16 @@ class GANTrainer(Trainer):
     def g_step(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """One generator update on fresh noise; returns the detached loss."""
         kw = {"labels": labels} if self.conditional else {}
-        with self.autocast():
-            fake = self.generator(self.noise(n), **kw)
-            loss = generator_loss(self.config.loss, self.discriminator(fake, **kw).float())
+        with self.autocast(), frozen(self.discriminator):
+            fake = self.train_generator(self.noise(n), **kw)
+            loss = generator_loss(self.config.loss, self.train_discriminator_local(fake, **kw).float())
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
         return loss.detach()
 
     def train_step(self) -> dict[str, torch.Tensor]:
+        self.mark_step()
         k = self.config.d_steps
         loss_d = penalty = 0.0
         for _ in range(k):
@@ -493,7 +590,9 @@ class VAETrainer(Trainer):
 
     def __init__(self, vae, data, config: VAEConfig | None = None, callbacks=()):
         super().__init__(data, config or VAEConfig(), callbacks)
-        self.vae = vae.to(self.device)
+        self.vae = self.place(vae)
+        if self.dist.distributed:  # the loss is a method, not forward(): average gradients by hand, not DDP
+            distributed.broadcast_parameters(self.vae)
         self.models = {"vae": self.vae}
         self.opt = self.adam(self.vae.parameters(), self.config.lr, self.config.betas)
         self.optimizers = {"vae": self.opt}
@@ -511,6 +610,8 @@ class VAETrainer(Trainer):
             loss = loss.mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.dist.distributed:
+            distributed.average_gradients(self.vae)
         self.opt.step()
         return {"loss": loss.detach(), "rec": rec.mean().detach(), "kl": kl.mean().detach()}
 

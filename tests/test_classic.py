@@ -200,10 +200,27 @@ def test_generative_and_discriminative_classifiers_beat_chance(digits):
 
 
 def test_log_likelihood_table_and_selfchecks():
-    table = log_likelihood_table([("Bernoulli", "binary", -123.456, 784)])
-    assert "-123.5" in table and table.count("\n") == 2
+    table = log_likelihood_table([{"model": "Bernoulli", "test": -123.456, "parameters": 784},
+                                  {"model": "Markov", "test": -80.0, "parameters": 17_320}])
+    lines = table.splitlines()
+    assert len(lines) == 4 and "-123.5" in lines[2] and "17,320" in lines[3]
+    assert len({len(line) for line in lines}) == 1, "columns should line up"
     assert selfcheck.check_rescaled_log_density(100 - 784 * math.log(255), 100)
     assert not selfcheck.check_rescaled_log_density(100 + 784 * math.log(255), 100)
     assert selfcheck.check_markov_parameter_count(784 * 783 // 2 + 784)
     assert selfcheck.check_markov_parameter_count(int(causal_mask(8, 8, 2).sum()) + 64, 8, 8, 2)
     assert not selfcheck.check_markov_parameter_count(784 * 783 // 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_models_fit_score_and_sample_on_cuda_like_on_cpu(digits):
+    """On a GPU the same CPU generator gives the same samples, and the scores agree with the CPU's."""
+    x, c = digits["bin_train"], digits["cont_train"]
+    for make, data in [(BernoulliPixels, x), (lambda: GaussianPixels(rank=None), c),
+                       (lambda: MarkovPixels(radius=2, steps=20), x)]:
+        cpu, gpu = make().fit(data), make().fit(data.cuda())
+        assert torch.allclose(cpu.log_prob(data[:20]), gpu.log_prob(data[:20].cuda()).cpu(), rtol=1e-3, atol=1e-2)
+        sample = gpu.sample(5, torch.Generator().manual_seed(0))
+        assert sample.is_cuda and sample.shape == (5, 1, 8, 8)
+    clf = GenerativeClassifier(BernoulliPixels).fit(x.cuda(), digits["y_train"].cuda())
+    assert clf.predict(digits["bin_test"].cuda()).is_cuda
