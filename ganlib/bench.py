@@ -346,9 +346,17 @@ def format_table(results: list[Result], rate_label: str) -> str:
 
 
 def ratios_line(results: list[Result]) -> str:
-    by = {r.version: r.images_per_s for r in results}
-    parts = [f"{v}/a = {by[v] / by['a']:.2f}" for v in ("b", "c") if v in by and "a" in by]
-    return "ratios: " + (", ".join(parts) if parts else "n/a (version a not run)")
+    """Median ratios b/a and c/a, and in how many interleaved windows each version beat (a)."""
+    by = {r.version: r for r in results}
+    if "a" not in by:
+        return "ratios: n/a (version a not run)"
+    parts = []
+    for v in ("b", "c"):
+        if v in by:
+            wins = sum(x > y for x, y in zip(by[v].window_images_per_s, by["a"].window_images_per_s))
+            parts.append(f"{v}/a = {by[v].images_per_s / by['a'].images_per_s:.2f} "
+                         f"({v} faster than a in {wins} of {len(by['a'].window_images_per_s)} windows)")
+    return "ratios: " + "; ".join(parts)
 
 
 def write_section(path, title: str, body: str) -> Path:
@@ -419,7 +427,7 @@ def throughput(args, argv) -> list[Result]:
     table = format_table(results, rate_label)
     ratios = ratios_line(results)
     if device.type != "cuda":
-        ratios += f"; process max RSS {max_rss_mb():,.0f} MiB (all versions together)"
+        ratios += f". Process max RSS {max_rss_mb():,.0f} MiB (all versions together)."
     print("\n" + table + "\n" + ratios)
     if args.out:
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
