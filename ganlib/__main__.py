@@ -68,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.safetensors")
     t.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     t.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA")
-    t.add_argument("--channels-last", action="store_true", help="channels_last memory layout (faster convs on GPUs)")
+    t.add_argument("--no-channels-last", action="store_true", help="keep the default NCHW memory layout")
     t.add_argument("--compile", default="none", choices=("none",) + COMPILE_MODES,
                    help="torch.compile the GAN's models with this mode (reduce-overhead adds CUDA graphs)")
+    t.add_argument("--cuda-graph", action="store_true",
+                   help="on CUDA, replay each whole GAN step as one CUDA graph (no penalties, one process)")
     t.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: SyncBatchNorm over all ranks (GPUs only); default: per-rank batch norm")
     t.add_argument("--lr", type=float, help="learning rate (G and D, or the VAE)")
@@ -140,8 +142,8 @@ def build_trainer(args):
                   device=args.device, bf16=not args.no_bf16, seed=args.seed, log_every=args.log_every,
                   progress=not args.no_progress, sample_every=args.sample_every,
                   checkpoint_path=str(out / CHECKPOINT_NAME), checkpoint_every=args.checkpoint_every,
-                  channels_last=args.channels_last, compile=False if args.compile == "none" else args.compile,
-                  sync_bn=args.sync_bn)
+                  channels_last=not args.no_channels_last, sync_bn=args.sync_bn, cuda_graph=args.cuda_graph,
+                  compile=False if args.compile == "none" else args.compile)
     is_vae = args.model in ("vae", "conv-vae")
     if is_vae and args.dataset in TOY:
         raise ValueError("the VAE models are for image datasets (mnist, digits); use --model mlp for toy data")
@@ -153,7 +155,7 @@ def build_trainer(args):
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
         overrides = {k: common[k] for k in ("steps", "device", "bf16", "progress", "log_every", "sample_every",
                                             "checkpoint_path", "checkpoint_every", "channels_last", "compile",
-                                            "sync_bn")}
+                                            "sync_bn", "cuda_graph")}
         return cls.from_checkpoint(ckpt, data, **overrides)
     seed_everything(args.seed)  # before building the models: same seed, same weights
     models = build_models(args, cfg, data)

@@ -14,11 +14,10 @@ and :class:`~ganlib.models.DCGANDiscriminator`), with the same batch size and nu
   ``Normalize`` transforms, fp32, a sigmoid output with ``BCELoss``, two separate Adam optimizers,
   and ``.item()`` on the losses and D outputs every step for the log line;
 * **(b) ganlib default**: :class:`~ganlib.train.GANTrainer` with its default :class:`~ganlib.train.GANConfig`
-  (data resident on the device, bf16 autocast and fused Adam on CUDA, host syncs only every
-  ``log_every`` steps);
-* **(c) ganlib fast**: the same trainer with ``channels_last=True``, ``compile=...``
-  (``torch.compile`` of the models; ``"reduce-overhead"`` adds CUDA graphs) and no host sync
-  until the end of each timed window.
+  (data resident on the device, channels_last layout, bf16 autocast and fused Adam on CUDA, host
+  syncs only every ``log_every`` steps);
+* **(c) ganlib fast**: the same trainer with ``compile=...`` (``torch.compile`` of the models;
+  ``"reduce-overhead"`` adds CUDA graphs) and no host sync until the end of each timed window.
 
 Each version runs ``--warmup`` untimed steps (compilation, cuDNN autotuning, worker start-up),
 then ``--repeats`` timed windows of ``--steps`` steps; the device is synchronised around each
@@ -34,6 +33,7 @@ and the output says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import platform
@@ -159,18 +159,19 @@ class ClassicLoop:
 # ----------------------------------------------------------------------------- (b), (c) ganlib
 
 
-def ganlib_config(version: str, batch_size: int, device, compile_mode, seed: int = 0):
+def ganlib_config(version: str, batch_size: int, device, compile_mode=None, seed: int = 0, cuda_graph: bool = False):
     """The GANConfig of version ``"b"`` (defaults) or ``"c"`` (the fast path)."""
     from .train import GANConfig
 
     base = dict(batch_size=batch_size, device=str(device), seed=seed, progress=False, steps=0)
     if version == "b":
         return GANConfig(**base)
-    return GANConfig(**base, bf16=True, fused_adam=True, channels_last=True,
+    return GANConfig(**base, bf16=True, fused_adam=True, channels_last=True, cuda_graph=cuda_graph,
                      compile=compile_mode or False, log_every=10**9)
 
 
-def ganlib_trainer(version: str, images: torch.Tensor, batch_size: int, device, compile_mode, seed: int = 0):
+def ganlib_trainer(version: str, images: torch.Tensor, batch_size: int, device, compile_mode=None, seed: int = 0,
+                   cuda_graph: bool = False):
     from .env import seed_everything
     from .models import DCGANDiscriminator, DCGANGenerator
     from .train import GANTrainer
@@ -178,7 +179,7 @@ def ganlib_trainer(version: str, images: torch.Tensor, batch_size: int, device, 
     seed_everything(seed)
     G = DCGANGenerator(LATENT_DIM, image_size=28, channels=1)
     D = DCGANDiscriminator(image_size=28, channels=1)
-    return GANTrainer(G, D, images, ganlib_config(version, batch_size, device, compile_mode, seed))
+    return GANTrainer(G, D, images, ganlib_config(version, batch_size, device, compile_mode, seed, cuda_graph))
 
 
 def trainer_runner(trainer):
@@ -256,6 +257,33 @@ class Result:
     note: str = ""
 
 
+def fast_settings(cuda_graph: str, compile_flag: str, device) -> list[tuple[bool, str | None]]:
+    """The (cuda_graph, compile mode) settings of version (c) to try, best first.
+
+    ``auto`` on CUDA: one CUDA graph per step with compiled (fused) kernels inside it, then without
+    compiling, then torch.compile's own CUDA graphs ("reduce-overhead"), then plain eager. A later
+    setting is only tried when building or warming up an earlier one fails. On the CPU: compile.
+    """
+    from .train import CUDAGRAPH_MODES
+
+    cuda = torch.device(device).type == "cuda"
+    graphs = {"auto": [True, False] if cuda else [False], "on": [True], "off": [False]}[cuda_graph]
+    candidates = []
+    for graph in graphs:
+        if compile_flag != "auto":
+            modes = [None if compile_flag == "none" else compile_flag]
+        elif graph:
+            modes = ["default", None]
+        else:
+            modes = ["reduce-overhead", None] if cuda else ["default"]
+        candidates += [(graph, mode) for mode in modes if (graph, mode) not in candidates
+                       and not (graph and mode in CUDAGRAPH_MODES)]  # those make their own graphs
+    if not candidates:
+        raise SystemExit(f"--cuda-graph on cannot be combined with --compile {compile_flag} (it makes its own "
+                         "CUDA graphs); use --compile default or max-autotune-no-cudagraphs")
+    return candidates
+
+
 def time_window(run, device, steps: int, batch_size: int) -> float:
     """Images/s of one window of ``steps`` steps, with the device synchronised at both ends."""
     synchronize(device)
@@ -276,11 +304,12 @@ class Prepared:
     note: str
 
 
-def prepare_version(version: str, args, images, real_mnist: bool) -> Prepared:
+def prepare_version(version: str, args, images, real_mnist: bool, fast=(False, None)) -> Prepared:
     """Build one version, count its FLOPs, run its warm-up steps; measure its peak device memory.
 
     The memory figure is what this version allocates on top of what was already allocated (its
     data, models, optimizer state, activations and any CUDA graph pools), over build and warm-up.
+    ``fast`` is (cuda_graph, compile mode) of version (c).
     """
     device = torch.device(args.device)
     gc.collect()
@@ -300,11 +329,13 @@ def prepare_version(version: str, args, images, real_mnist: bool) -> Prepared:
         note = f"DataLoader with {args.workers} workers, fp32, BCELoss, .item() every step"
         run(max(args.warmup - 1, 0))
     else:
-        trainer = ganlib_trainer(version, images, args.batch_size, device, args.compile, args.seed)
+        cuda_graph, compile_mode = fast if version == "c" else (False, None)
+        trainer = ganlib_trainer(version, images, args.batch_size, device, compile_mode, args.seed, cuda_graph)
         run = trainer_runner(trainer)
         cfg = trainer.config
-        note = (f"bf16={trainer.use_bf16}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
-                f"fused_adam={cfg.fused_adam and device.type == 'cuda'}, log_every={cfg.log_every}")
+        note = (f"bf16={trainer.use_bf16}, channels_last={trainer.use_channels_last}, compile={cfg.compile}, "
+                f"cuda_graph={trainer.use_cuda_graph}, fused_adam={cfg.fused_adam and device.type == 'cuda'}, "
+                f"log_every={cfg.log_every}")
         run(args.warmup)
     synchronize(device)
     if device.type == "cuda":
@@ -388,15 +419,15 @@ def throughput(args, argv) -> list[Result]:
     unknown = [v for v in versions if v not in VERSIONS]
     if unknown or not versions:
         raise SystemExit(f"--versions takes a comma-separated subset of a,b,c; got {args.versions!r}")
-    if args.compile == "auto":
-        args.compile = "reduce-overhead" if device.type == "cuda" else "default"
-    if args.compile == "none":
-        args.compile = None
+    fast_candidates = fast_settings(args.cuda_graph, args.compile, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the DCGAN example does; a process-wide flag
     images, source = mnist_tensors("cpu")
     real_mnist = source.startswith("MNIST")
+    # the peak matmul rate is measured before the runs and after every round of windows; the
+    # highest measurement counts (on a shared machine a single one may catch a slow spell)
     rate, rate_what = matmul_rate(device)
+    matmul_rates = [rate]
     rate_label = "bf16 matmul rate" if device.type == "cuda" else "fp32 matmul rate"
     header = [
         f"device: {device} ({device_name(device)})",
@@ -404,13 +435,30 @@ def throughput(args, argv) -> list[Result]:
         f"data: {source}",
         f"batch size {args.batch_size}; per version {args.warmup} warm-up steps, then {args.repeats} timed "
         f"windows of {args.steps} steps (interleaved across versions); median images/s",
-        f"measured matmul rate: {rate / 1e12:.3f} TFLOP/s ({rate_what})",
     ]
-    print("\n".join(header), flush=True)
+    print("\n".join(header + [f"matmul rate: {rate / 1e12:.3f} TFLOP/s ({rate_what})"]), flush=True)
     prepared = []
     for v in versions:
         print(f"building and warming up ({v}) {VERSIONS[v]} ...", flush=True)
-        prepared.append(prepare_version(v, args, images, real_mnist))
+        if v != "c":
+            prepared.append(prepare_version(v, args, images, real_mnist))
+            continue
+        failures = []
+        for i, fast in enumerate(fast_candidates):
+            try:
+                p = prepare_version(v, args, images, real_mnist, fast)
+            except Exception as err:  # an untried combination on this device: say so, try the next one
+                if i == len(fast_candidates) - 1:
+                    raise
+                failure = f"cuda_graph={fast[0]}, compile={fast[1]} failed ({type(err).__name__}: {str(err)[:200]})"
+                print(f"  {failure}; trying the next setting", flush=True)
+                failures.append(failure)
+                gc.collect()
+                continue
+            if failures:
+                p.note += "; fell back after: " + " / ".join(failures)
+            prepared.append(p)
+            break
     # windows interleave the versions (a, b, c, a, b, c, ...), so that a slow spell of a shared
     # machine hits all of them alike; each version's median over its windows is reported
     rates: dict[str, list[float]] = {p.version: [] for p in prepared}
@@ -419,6 +467,10 @@ def throughput(args, argv) -> list[Result]:
             rates[p.version].append(time_window(p.run, device, args.steps, args.batch_size))
         print(f"window {r + 1}/{args.repeats}: "
               + ", ".join(f"({v}) {x[-1]:,.0f}" for v, x in rates.items()) + " images/s", flush=True)
+        matmul_rates.append(matmul_rate(device, repeats=3)[0])
+    rate = max(matmul_rates)
+    header.append(f"measured matmul rate: {rate / 1e12:.3f} TFLOP/s ({rate_what}; highest of "
+                  f"{len(matmul_rates)} measurements taken between the rounds of windows)")
     results = []
     for p in prepared:
         median = statistics.median(rates[p.version])
@@ -428,7 +480,7 @@ def throughput(args, argv) -> list[Result]:
     ratios = ratios_line(results)
     if device.type != "cuda":
         ratios += f". Process max RSS {max_rss_mb():,.0f} MiB (all versions together)."
-    print("\n" + table + "\n" + ratios)
+    print("\n" + header[-1] + "\n\n" + table + "\n" + ratios)
     if args.out:
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         body = "\n".join([f"- {h}" for h in [f"date: {date}", f"command: `{command_line(argv)}`", *header]]
@@ -439,6 +491,18 @@ def throughput(args, argv) -> list[Result]:
 
 
 # ----------------------------------------------------------------------------- FID parity
+
+
+@contextlib.contextmanager
+def full_fp32(enabled: bool = True):
+    """Turn off TF32 (on by default for cuDNN convolutions) so that "fp32" means float32 math."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if enabled:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def fid_parity(args, argv) -> dict:
@@ -452,8 +516,7 @@ def fid_parity(args, argv) -> dict:
     device = default_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    compile_mode = {"auto": "reduce-overhead" if device.type == "cuda" else "default", "none": None}.get(
-        args.compile, args.compile)
+    cuda_graph, compile_mode = fast_settings(args.cuda_graph, args.compile, device)[0]
     images, _ = load_mnist("train", download=False)
     reference, _ = load_mnist("test", download=False)
     reference = reference[:args.n_samples]
@@ -461,16 +524,17 @@ def fid_parity(args, argv) -> dict:
     real_features, _ = classify(classifier, reference)
     paths = {
         "fp32": dict(bf16=False, channels_last=False, compile=False, fused_adam=False),
-        "fast": dict(bf16=True, channels_last=True, compile=compile_mode or False, fused_adam=True),
+        "fast": dict(bf16=True, channels_last=True, compile=compile_mode or False, fused_adam=True,
+                     cuda_graph=cuda_graph),
     }
     fids: dict[str, list[float]] = {name: [] for name in paths}
     seeds = [int(s) for s in str(args.seeds).split(",")]
+    from .env import seed_everything
+    from .models import DCGANDiscriminator, DCGANGenerator
+    from .train import GANTrainer
+
     for seed in seeds:
         for name, opts in paths.items():
-            from .env import seed_everything
-            from .models import DCGANDiscriminator, DCGANGenerator
-            from .train import GANTrainer
-
             seed_everything(seed)
             G = DCGANGenerator(LATENT_DIM, image_size=28, channels=1)
             D = DCGANDiscriminator(image_size=28, channels=1)
@@ -478,13 +542,14 @@ def fid_parity(args, argv) -> dict:
                             progress=False, log_every=max(args.steps // 10, 1), **opts)
             trainer = GANTrainer(G, D, images, cfg)
             t0 = time.perf_counter()
-            trainer.fit()
+            with full_fp32(enabled=name == "fp32"):
+                trainer.fit()
             seconds = time.perf_counter() - t0
             fake_features, _ = classify(classifier, trainer.sample(args.n_samples, seed=seed + 12345))
             fid = frechet_distance_from_features(real_features, fake_features)
             fids[name].append(fid)
             print(f"seed {seed} {name}: FID {fid:.3f} after {args.steps} steps ({seconds:.0f} s; "
-                  f"bf16={trainer.use_bf16}, compile={cfg.compile})", flush=True)
+                  f"bf16={trainer.use_bf16}, compile={cfg.compile}, cuda_graph={trainer.use_cuda_graph})", flush=True)
     fp32, fast = statistics.mean(fids["fp32"]), statistics.mean(fids["fast"])
     ratio = fast / fp32 if fp32 > 0 else float("inf")
     verdict = "PASS" if ratio <= 1.10 else "FAIL"
@@ -511,8 +576,10 @@ def _common(parser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--compile", default="auto",
                         help="torch.compile mode of the fast path: none, default, reduce-overhead (CUDA graphs), "
-                             "max-autotune, max-autotune-no-cudagraphs; auto: reduce-overhead on CUDA, "
-                             "default elsewhere")
+                             "max-autotune, max-autotune-no-cudagraphs; auto: see --cuda-graph")
+    parser.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
+                        help="capture each whole step of the fast path in one CUDA graph; auto (CUDA): try "
+                             "cuda graph + compile=default, then cuda graph alone, then compile=reduce-overhead")
     parser.add_argument("--out", default=None, help="append a results section to this markdown file")
 
 

@@ -72,14 +72,14 @@ DATASETS = {"ring": gaussian_ring, "grid": gaussian_grid}
 class Setup:
     """Architecture and budget shared by every configuration (one profile)."""
 
-    steps: int = 4000
+    steps: int = 3000
     batch_size: int = 128           # samples per D batch; with packing, groups of `pack` samples
     latent_dim: int = 2
     g_hidden: tuple = (128, 128, 128)
     d_hidden: tuple = (128, 128, 128)
-    lr: float = 5e-4
+    lr: dict = field(default_factory=lambda: {"ring": 5e-4, "grid": 2e-3})  # per dataset, same for every loss
     betas: tuple = (0.5, 0.999)
-    ema_decay: float = 0.999
+    ema_decay: float = 0.99
     lr_decay: bool = True           # linear decay of both learning rates to 0 over the run
     seeds: tuple = tuple(range(10))
     n_eval: int = 2500              # samples scored per run, as in VEEGAN and PacGAN
@@ -88,8 +88,8 @@ class Setup:
 
 
 PROFILES = {
-    "quick": Setup(steps=300, seeds=(0, 1), configs=("nonsaturating", "pacgan4")),
-    "full": Setup(),
+    "quick": Setup(steps=500, seeds=(0, 1), configs=("nonsaturating", "pacgan4")),
+    "full": Setup(steps=3000, configs=("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "pacgan4")),
 }
 
 
@@ -135,8 +135,9 @@ def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, devic
     seed_everything(seed)
     G, D = build_models(config, setup)
     dist = DATASETS[dataset]()
+    lr = setup.lr[dataset] if isinstance(setup.lr, dict) else setup.lr
     cfg = GANConfig(loss=config["loss"], steps=setup.steps, batch_size=setup.batch_size * pack,
-                    lr_g=setup.lr, lr_d=setup.lr, betas=setup.betas, gp_weight=config.get("gp_weight", 0.0),
+                    lr_g=lr, lr_d=lr, betas=setup.betas, gp_weight=config.get("gp_weight", 0.0),
                     r1_weight=config.get("r1_weight", 0.0), ema_decay=setup.ema_decay, bf16=False,
                     device=device, seed=seed, log_every=50, progress=False)
     callbacks = [LinearLRDecay(setup.steps)] if setup.lr_decay else []
@@ -146,17 +147,22 @@ def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, devic
     return trainer, mode_coverage(samples, dist.centers, dist.std)
 
 
-def run_mode_collapse(setup: Setup, log=print) -> list[dict]:
-    """Every (configuration, dataset, seed) of ``setup``; one row per run."""
+def run_mode_collapse(setup: Setup, log=print, keep_samples: bool = False) -> list[dict]:
+    """Every (configuration, dataset, seed) of ``setup``; one row per run.
+
+    With ``keep_samples`` each row also holds the scored samples (``"samples"``, a tensor), e.g. to plot them.
+    """
     rows = []
     for dataset in setup.datasets:
         for name in setup.configs:
             for seed in setup.seeds:
                 start = time.time()
-                _, cov = train_toy_gan(name, dataset, seed, setup)
+                trainer, cov = train_toy_gan(name, dataset, seed, setup)
                 rows.append({"config": name, "dataset": dataset, "seed": seed,
                              "modes": cov.modes_captured, "hq": 100 * cov.high_quality_fraction,
                              "reverse_kl": cov.reverse_kl, "seconds": time.time() - start})
+                if keep_samples:
+                    rows[-1]["samples"] = trainer.sample(setup.n_eval, seed=10_000 + seed).cpu()
                 if log:
                     r = rows[-1]
                     log(f"{dataset:4s} {name:18s} seed {seed}: modes {r['modes']:2d}  hq {r['hq']:5.1f}%  "

@@ -22,12 +22,16 @@ latent noise, penalty interpolation and VAE sampling, and one on the CPU for toy
 global RNG states, the :class:`~ganlib.data.DeviceLoader` position, models, optimizers, EMA, step
 and history: on the CPU, a resumed run is bitwise equal to an uninterrupted one.
 
-Fast path (``python -m ganlib.bench`` measures it). ``channels_last=True`` stores the models and
-image batches in NHWC layout, which cuDNN's bf16 convolutions prefer; ``compile=`` runs the
+Fast path (``python -m ganlib.bench`` measures it). ``channels_last=True`` (the default) stores
+conv weights and image batches in NHWC layout, which oneDNN on CPUs and cuDNN's bf16 convolutions
+prefer (``bench/RESULTS.md`` has measurements); ``compile=`` runs the
 models' forward (and so their backward) through ``torch.compile``, ``"reduce-overhead"`` also
 replays them as CUDA graphs. Penalties that differentiate twice (``gp_weight``, ``r1_weight``) call
 the plain, eager discriminator: compiled graphs do not support double backward (pytorch issues
 #91469, #181581). Checkpoints and :meth:`GANTrainer.sample` always use the plain modules.
+``cuda_graph=True`` goes furthest: after three eager warm-up steps, the whole GAN step (both
+updates, both optimizer steps) is captured once in a CUDA graph and replayed, so a step costs one
+launch instead of hundreds; data batches and noise are copied into fixed input buffers first.
 
 Several processes. Under ``torchrun`` (see :mod:`ganlib.distributed`) each rank trains on its own
 shard of the data tensors and its own noise; the models are wrapped in DistributedDataParallel,
@@ -81,10 +85,13 @@ class TrainConfig:
     n_samples: int = 64             # size of the fixed-noise batch
     checkpoint_path: str | None = None  # where save() writes; None: no automatic checkpoints
     checkpoint_every: int = 0       # steps between checkpoints (0: only at the end of fit)
-    channels_last: bool = False     # models and image batches in channels_last layout (faster convs on GPUs)
+    channels_last: bool = True      # conv weights and image batches in NHWC layout on CPU and CUDA: faster
+                                    # convolutions (oneDNN, cuDNN in bf16); no effect on MLPs
     compile: bool | str = False     # torch.compile the models (GANTrainer): True/"default", "reduce-overhead"
                                     # (adds CUDA graphs), "max-autotune", "max-autotune-no-cudagraphs"
     sync_bn: bool = False           # under torchrun: SyncBatchNorm (global-batch statistics; GPUs only)
+    cuda_graph: bool = False        # GANTrainer on CUDA: replay each whole step as one CUDA graph (no
+                                    # penalties, one process); ignored on other devices
 
 
 @dataclass
@@ -204,6 +211,10 @@ class Trainer:
         self.config = config
         self.device = default_device(config.device)
         self.use_bf16 = bool(config.bf16) and self.device.type == "cuda"
+        self.use_channels_last = bool(config.channels_last) and self.device.type in ("cpu", "cuda")
+        self.use_cuda_graph = bool(config.cuda_graph) and self.device.type == "cuda"
+        self._feed: _StaticFeed | None = None  # the fixed inputs of a CUDA-graphed step
+        self._graph_runner: _CUDAGraphStep | None = None
         self.callbacks = list(callbacks)
         self.step = 0
         self.history: dict[str, list] = {"step": [], **{k: [] for k in self.history_keys}}
@@ -240,15 +251,18 @@ class Trainer:
     # -- pieces subclasses use
     def adam(self, params, lr: float, betas) -> torch.optim.Adam:
         fused = True if (self.config.fused_adam and self.device.type == "cuda") else None
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused)
+        # capturable: the step counter lives on the GPU, so optimizer steps can be graph-captured
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused, capturable=self.use_cuda_graph)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+        # autocast's weight-cast cache must be off inside CUDA graph capture (torch.cuda.graph docs)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16,
+                              cache_enabled=False if self.use_cuda_graph else None)
 
     def place(self, module: torch.nn.Module) -> torch.nn.Module:
         """Move ``module`` to the device (and to channels_last if configured)."""
         module = module.to(self.device)
-        return module.to(memory_format=torch.channels_last) if self.config.channels_last else module
+        return module.to(memory_format=torch.channels_last) if self.use_channels_last else module
 
     def wrap(self, module: torch.nn.Module, ddp: bool = True):
         """What training steps call instead of ``module``: DDP (under torchrun) and/or torch.compile.
@@ -271,10 +285,12 @@ class Trainer:
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One batch ``(x, labels or None)`` on the device."""
+        if self._feed is not None and self._feed.active:
+            return self._feed.batch()
         if self.loader is not None:
             batch = self.loader.next_batch()
             x = batch[0].to(self.device, non_blocking=True)
-            if self.config.channels_last and x.dim() == 4:
+            if self.use_channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             labels = batch[1].to(self.device, non_blocking=True) if len(batch) > 1 else None
             return x, labels
@@ -383,6 +399,7 @@ class Trainer:
                 torch.cuda.set_rng_state_all(rng["cuda"])
         if self.loader is not None and state.get("loader") is not None and same_device:
             self.loader.load_state_dict(state["loader"])
+        self._feed = self._graph_runner = None  # new optimizer state tensors: capture the step again
         if self.dist.rank > 0:  # the checkpoint holds rank 0's streams; the other ranks draw their own
             self.noise_gen.manual_seed(distributed.rank_seed(self.config.seed) + self.step)
             self.data_gen.manual_seed(distributed.rank_seed(self.config.seed + 1) + self.step)
@@ -431,6 +448,100 @@ class Trainer:
         raise NotImplementedError
 
 
+# ----------------------------------------------------------------------------- CUDA graphs
+
+
+class _StaticFeed:
+    """The fixed input buffers of a CUDA-graphed GAN step.
+
+    A captured graph reads its inputs from the addresses it saw at capture. Before each step,
+    :meth:`fill` copies the step's data batches (one per D update) and draws its noise (one batch
+    per D update, one for G's) into the same buffers; while the step runs (:meth:`reading`), the
+    trainer's ``next_batch()`` and ``noise()`` hand them out in the order they are asked for.
+    """
+
+    def __init__(self):
+        self.batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.noises: list[torch.Tensor] = []
+        self.active = False
+        self._next_batch = self._next_noise = 0
+
+    def fill(self, trainer: "GANTrainer") -> None:
+        k = trainer.config.d_steps
+        for i in range(k):
+            x, labels = trainer.next_batch()
+            if i == len(self.batches):
+                self.batches.append((x.clone(), None if labels is None else labels.clone()))
+            else:
+                self.batches[i][0].copy_(x)
+                if labels is not None:
+                    self.batches[i][1].copy_(labels)
+        n = self.batches[0][0].shape[0]
+        while len(self.noises) < k + 1:
+            self.noises.append(torch.empty(n, trainer.generator.latent_dim, device=trainer.device))
+        for z in self.noises:
+            z.normal_(generator=trainer.noise_gen)  # the same numbers torch.randn(..., generator) draws
+
+    @contextlib.contextmanager
+    def reading(self):
+        self._next_batch = self._next_noise = 0
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self._next_batch += 1
+        return self.batches[self._next_batch - 1]
+
+    def noise(self, n: int) -> torch.Tensor:
+        self._next_noise += 1
+        z = self.noises[self._next_noise - 1]
+        if z.shape[0] != n:
+            raise RuntimeError(f"a CUDA-graphed step needs fixed batch sizes; got {n}, captured {z.shape[0]}")
+        return z
+
+
+class _CUDAGraphStep:
+    """Run a step function eagerly ``warmup`` times (on a side stream, as CUDA graph capture wants),
+    then capture it once in a CUDA graph and from then on only replay it. Returns the function's
+    outputs, which a replay overwrites in place."""
+
+    def __init__(self, warmup: int = 3, before_capture=None):
+        self.warmup_left = warmup
+        self.before_capture = before_capture
+        self.graph = None
+        self.outputs = None
+
+    def __call__(self, step):
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            return self._warm_up(step)
+        if self.graph is None:
+            if self.before_capture is not None:
+                self.before_capture()
+            self.outputs = self._capture(step)
+        self._replay()
+        return self.outputs
+
+    def _warm_up(self, step):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            outputs = step()
+        torch.cuda.current_stream().wait_stream(side)
+        return outputs
+
+    def _capture(self, step):
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):  # records the kernels; runs nothing
+            return step()
+
+    def _replay(self) -> None:
+        self.graph.replay()
+
+
 # ----------------------------------------------------------------------------- GAN
 
 
@@ -475,6 +586,14 @@ class GANTrainer(Trainer):
         self.models = {"generator": self.generator, "discriminator": self.discriminator}
         # what the steps call: DDP-wrapped (under torchrun) and/or compiled views of the same modules.
         # D inside G's update is not DDP-wrapped: its parameters are frozen there, nothing to all-reduce.
+        if config.cuda_graph:
+            problems = [why for bad, why in [
+                (config.gp_weight or config.r1_weight, "gradient/R1 penalties (double backward)"),
+                (self.dist.distributed, "torchrun (DDP)"),
+                (compile_mode(config.compile) in CUDAGRAPH_MODES, f"compile={config.compile!r}, which makes its own "
+                 "CUDA graphs (use compile='default' or 'max-autotune-no-cudagraphs' with it)")] if bad]
+            if problems:
+                raise ValueError(f"cuda_graph=True does not work with {'; '.join(problems)}; set cuda_graph=False")
         self.train_generator = self.wrap(self.generator)
         self.train_discriminator = self.wrap(self.discriminator)
         self.train_discriminator_local = (self.wrap(self.discriminator, ddp=False) if self.dist.distributed
@@ -500,6 +619,8 @@ class GANTrainer(Trainer):
         return cls(models["generator"], models["discriminator"], data, config, callbacks)
 
     def noise(self, n: int) -> torch.Tensor:
+        if self._feed is not None and self._feed.active:
+            return self._feed.noise(n)
         return torch.randn(n, self.generator.latent_dim, device=self.device, generator=self.noise_gen)
 
     def _summary(self, out: torch.Tensor) -> torch.Tensor:
@@ -539,6 +660,13 @@ class GANTrainer(Trainer):
 
     def train_step(self) -> dict[str, torch.Tensor]:
         self.mark_step()
+        logs = self._graphed_step() if self.use_cuda_graph else self._step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        return logs
+
+    def _step(self) -> dict[str, torch.Tensor]:
+        """Both updates of one step (without the EMA update, which counts on the CPU)."""
         k = self.config.d_steps
         loss_d = penalty = 0.0
         for _ in range(k):
@@ -546,12 +674,30 @@ class GANTrainer(Trainer):
             d_loss, d_real, d_fake, d_penalty = self.d_step(real, labels)
             loss_d, penalty = loss_d + d_loss / k, penalty + d_penalty / k
         loss_g = self.g_step(real.shape[0], labels)
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
         logs = {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake}
         if "penalty" in self.history:
             logs["penalty"] = penalty
         return logs
+
+    def _graphed_step(self) -> dict[str, torch.Tensor]:
+        """:meth:`_step` through a CUDA graph: fill the fixed inputs, replay, copy the logs out."""
+        if self._graph_runner is None:
+            self._feed, self._graph_runner = _StaticFeed(), _CUDAGraphStep(before_capture=self._drop_grads)
+        self._feed.fill(self)
+        logs = self._graph_runner(self._fed_step)
+        # the graph writes its outputs to the same memory every replay: copy them (one small kernel)
+        keys = list(logs)
+        values = torch.stack([logs[key].float() for key in keys])
+        return dict(zip(keys, values.unbind()))
+
+    def _drop_grads(self) -> None:
+        """Before capture: the gradients must be allocated inside it, from the graph's memory pool."""
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+
+    def _fed_step(self) -> dict[str, torch.Tensor]:
+        with self._feed.reading():
+            return self._step()
 
     @torch.no_grad()
     def sample(self, n: int | None = None, labels: torch.Tensor | None = None, z: torch.Tensor | None = None,

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import ganlib
-from ganlib import bench
+from ganlib import bench, train
 from ganlib.data import gaussian_ring
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
 from ganlib.train import GANConfig, GANTrainer, compile_mode
@@ -104,3 +104,66 @@ def test_fid_parity_runs_on_cpu(capsys):
                          "--n-samples", "64", "--compile", "none"])
     assert report["verdict"] in ("PASS", "FAIL") and report["ratio"] > 0
     assert "ratio fast/fp32" in capsys.readouterr().out
+
+
+class _EmulatedGraph(train._CUDAGraphStep):
+    """A CPU stand-in for a CUDA graph: "capture" remembers the step function; "replay" reruns it and
+    writes its results into the outputs of the first run, as a real replay overwrites the graph's
+    output memory. It exercises everything around the graph: fixed input buffers refilled before
+    each step, logs copied out of the outputs, the EMA kept outside."""
+
+    def _warm_up(self, step):
+        return step()
+
+    def _capture(self, step):
+        self.graph, self.step = "emulated", step
+
+    def _replay(self):
+        outputs = self.step()
+        if self.outputs is None:
+            self.outputs = outputs
+        else:
+            for key, value in outputs.items():
+                self.outputs[key].copy_(value)
+
+
+def test_cuda_graph_step_reads_fresh_inputs_and_copies_its_logs(monkeypatch):
+    monkeypatch.setattr(train, "_CUDAGraphStep", _EmulatedGraph)
+
+    def make():
+        ganlib.seed_everything(0)
+        cfg = GANConfig(steps=7, batch_size=16, d_steps=2, ema_decay=0.9, device="cpu", progress=False, log_every=7)
+        return GANTrainer(DCGANGenerator(8, 16, base_width=4), DCGANDiscriminator(16, base_width=4),
+                          torch.rand(64, 1, 16, 16) * 2 - 1, cfg)
+
+    eager, graphed = make(), make()
+    graphed.use_cuda_graph = True  # what cuda_graph=True sets on a CUDA device
+    assert eager.fit() == graphed.fit()  # 3 warm-up steps, a capture, then replays: the same numbers
+    assert isinstance(graphed._graph_runner, _EmulatedGraph) and graphed._graph_runner.graph == "emulated"
+    for a, b in zip(eager.ema.module.parameters(), graphed.ema.module.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_cuda_graph_refuses_what_it_cannot_capture():
+    with pytest.raises(ValueError, match="penalties"):
+        _ring_trainer(cuda_graph=True)  # _ring_trainer uses a gradient penalty
+    with pytest.raises(ValueError, match="own CUDA graphs"):
+        _ring_trainer(cuda_graph=True, gp_weight=0.0, compile="reduce-overhead")
+
+
+def test_bench_falls_back_when_a_fast_setting_fails(monkeypatch, capsys):
+    # on a GPU, version (c) tries CUDA graph + compile first; a setting that fails to build or warm
+    # up must not end the run: the next one is tried, and the table says what happened
+    build = bench.ganlib_trainer
+
+    def flaky(version, images, batch_size, device, compile_mode=None, seed=0, cuda_graph=False):
+        if cuda_graph == "broken":
+            raise RuntimeError("capture failed")
+        return build(version, images, batch_size, device, compile_mode, seed, cuda_graph)
+
+    monkeypatch.setattr(bench, "ganlib_trainer", flaky)
+    monkeypatch.setattr(bench, "fast_settings", lambda *args: [("broken", None), (False, None)])
+    results = bench.main(["--device", "cpu", "--versions", "c", "--batch-size", "8", "--steps", "1",
+                          "--repeats", "1", "--warmup", "1"])
+    assert "fell back after: cuda_graph=broken, compile=None failed (RuntimeError: capture failed)" in results[0].note
+    assert "trying the next setting" in capsys.readouterr().out
