@@ -106,7 +106,7 @@ def test_fid_parity_runs_on_cpu(capsys):
     assert "ratio fast/fp32" in capsys.readouterr().out
 
 
-class _EmulatedGraph(train._CUDAGraphStep):
+class _EmulatedGraph(train.CUDAGraphStep):
     """A CPU stand-in for a CUDA graph: "capture" remembers the step function; "replay" reruns it and
     writes its results into the outputs of the first run, as a real replay overwrites the graph's
     output memory. It exercises everything around the graph: fixed input buffers refilled before
@@ -128,7 +128,7 @@ class _EmulatedGraph(train._CUDAGraphStep):
 
 
 def test_cuda_graph_step_reads_fresh_inputs_and_copies_its_logs(monkeypatch):
-    monkeypatch.setattr(train, "_CUDAGraphStep", _EmulatedGraph)
+    monkeypatch.setattr(train, "CUDAGraphStep", _EmulatedGraph)
 
     def make():
         ganlib.seed_everything(0)
