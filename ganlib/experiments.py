@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import platform
 import sys
 import time
@@ -61,7 +60,7 @@ CONFIGS: dict[str, dict] = {
     "lsgan": {"loss": "lsgan"},
     "hinge": {"loss": "hinge"},
     "wgan-gp": {"loss": "wasserstein", "gp_weight": 10.0},
-    "nonsaturating+r1": {"loss": "nonsaturating", "r1_weight": 1.0},
+    "nonsaturating+r1": {"loss": "nonsaturating", "r1_weight": 0.1},
     "pacgan4": {"loss": "nonsaturating", "pack": 4},
 }
 
@@ -90,6 +89,9 @@ class Setup:
 PROFILES = {
     "quick": Setup(steps=500, seeds=(0, 1), configs=("nonsaturating", "pacgan4")),
     "full": Setup(steps=3000, configs=("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp", "pacgan4")),
+    # The best configuration found, trained 4x longer with a larger batch and a slower EMA: at
+    # 3,000 steps every loss still leaves many samples between the modes (low % high quality).
+    "long": Setup(steps=12_000, batch_size=256, lr=1e-3, ema_decay=0.999, configs=("nonsaturating+r1",)),
 }
 
 

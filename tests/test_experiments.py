@@ -14,14 +14,7 @@ from ganlib.pacgan import PackedDiscriminator
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The toy models are tiny: one thread is faster than several (and fair to parallel jobs)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny models: one thread is fastest (conftest.py)
 
 
 def test_packed_discriminator_scores_groups():
