@@ -27,7 +27,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(JB) build . --keep-going
+	$(JB) build . -W --keep-going
 
 test: $(STAMP)
 	$(PY) -m pytest tests
