@@ -95,23 +95,6 @@ PROFILES = {
 }
 
 
-class LinearLRDecay:
-    """Trainer callback: scale every learning rate by (1 - step / total) (runs every log_every)."""
-
-    def __init__(self, total_steps: int):
-        self.total = total_steps
-        self.base = None
-
-    def __call__(self, trainer) -> None:
-        opts = list(trainer.optimizers.values())
-        if self.base is None:
-            self.base = [[g["lr"] for g in o.param_groups] for o in opts]
-        scale = max(0.0, 1.0 - trainer.step / self.total)
-        for o, lrs in zip(opts, self.base):
-            for g, lr in zip(o.param_groups, lrs):
-                g["lr"] = lr * scale
-
-
 def build_models(config: dict, setup: Setup, dim: int = 2):
     """The generator and (possibly packed) discriminator for one configuration."""
     from .models import MLPDiscriminator, MLPGenerator
@@ -126,7 +109,7 @@ def build_models(config: dict, setup: Setup, dim: int = 2):
 def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, device="cpu"):
     """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``."""
     from .env import seed_everything
-    from .train import GANConfig, GANTrainer
+    from .train import GANConfig, GANTrainer, LinearLRDecay
 
     if config_name not in CONFIGS:
         raise ValueError(f"unknown configuration {config_name!r}; choose from {sorted(CONFIGS)}")

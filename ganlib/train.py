@@ -32,6 +32,8 @@ the plain, eager discriminator: compiled graphs do not support double backward (
 ``cuda_graph=True`` goes furthest: after three eager warm-up steps, the whole GAN step (both
 updates, both optimizer steps) is captured once in a CUDA graph and replayed, so a step costs one
 launch instead of hundreds; data batches and noise are copied into fixed input buffers first.
+The learning rates are then device tensors that the graph reads at every replay: change them with
+:func:`set_learning_rate` (as :class:`LinearLRDecay` does), which writes in place.
 
 Several processes. Under ``torchrun`` (see :mod:`ganlib.distributed`) each rank trains on its own
 shard of the data tensors and its own noise; the models are wrapped in DistributedDataParallel,
@@ -202,6 +204,43 @@ def eval_mode(*modules):
             m.train(flag)
 
 
+# ----------------------------------------------------------------------------- learning rates
+
+
+def set_learning_rate(group: dict, value: float) -> None:
+    """Set one optimizer param group's learning rate to ``value``.
+
+    Under ``cuda_graph=True`` the rate is a one-element device tensor that the captured optimizer
+    step reads at every replay: a Python float would be baked into the graph when it is captured,
+    and later changes would be silently ignored. So a tensor rate is changed in place, never
+    replaced by another object (the graph would go on reading the old one).
+    """
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(value)
+    else:
+        group["lr"] = value
+
+
+class LinearLRDecay:
+    """Trainer callback: scale every learning rate by ``1 - step / total_steps``.
+
+    Callbacks run at logging steps, so the rate falls in stairs of ``log_every`` steps.
+    """
+
+    def __init__(self, total_steps: int):
+        self.total = total_steps
+        self.base = None  # each param group's starting rate, read at the first call
+
+    def __call__(self, trainer) -> None:
+        opts = list(trainer.optimizers.values())
+        if self.base is None:
+            self.base = [[float(g["lr"]) for g in o.param_groups] for o in opts]
+        scale = max(0.0, 1.0 - trainer.step / self.total)
+        for o, rates in zip(opts, self.base):
+            for group, rate in zip(o.param_groups, rates):
+                set_learning_rate(group, rate * scale)
+
+
 class Trainer:
     """The loop skeleton; subclasses set ``models``/``optimizers`` and define ``train_step()``."""
 
@@ -253,7 +292,13 @@ class Trainer:
     def adam(self, params, lr: float, betas) -> torch.optim.Adam:
         fused = True if (self.config.fused_adam and self.device.type == "cuda") else None
         # capturable: the step counter lives on the GPU, so optimizer steps can be graph-captured
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=fused, capturable=self.use_cuda_graph)
+        return torch.optim.Adam(params, lr=self.learning_rate(lr), betas=tuple(betas), fused=fused,
+                                capturable=self.use_cuda_graph)
+
+    def learning_rate(self, value: float) -> float | torch.Tensor:
+        """A param group's ``lr``: a float, or under ``cuda_graph`` a device tensor that a captured
+        optimizer step reads at every replay (see :func:`set_learning_rate`)."""
+        return torch.tensor(float(value), device=self.device) if self.use_cuda_graph else float(value)
 
     def autocast(self):
         # autocast's weight-cast cache must be off inside CUDA graph capture (torch.cuda.graph docs)
@@ -386,6 +431,8 @@ class Trainer:
             model.load_state_dict(state["models"][name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+            for group in opt.param_groups:  # this run's kind of lr, whichever kind was saved
+                group["lr"] = self.learning_rate(group["lr"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])

@@ -6,7 +6,7 @@ import ganlib
 from ganlib import bench, train
 from ganlib.data import gaussian_ring
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
-from ganlib.train import GANConfig, GANTrainer, compile_mode
+from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, set_learning_rate
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -149,6 +149,51 @@ def test_cuda_graph_refuses_what_it_cannot_capture():
         _ring_trainer(cuda_graph=True)  # _ring_trainer uses a gradient penalty
     with pytest.raises(ValueError, match="own CUDA graphs"):
         _ring_trainer(cuda_graph=True, gp_weight=0.0, compile="reduce-overhead")
+
+
+def test_learning_rate_decay_changes_tensor_rates_in_place_and_checkpoints_as_floats(tmp_path):
+    # a CUDA-graphed step reads each lr from a device tensor at every replay, so a schedule must
+    # change that tensor in place; checkpoints store it, and a plain run loads it back as a float
+    trainer = _ring_trainer(gp_weight=0.0, lr_g=1e-3, lr_d=4e-3, checkpoint_path=str(tmp_path / "c.safetensors"))
+    groups = [g for opt in trainer.optimizers.values() for g in opt.param_groups]
+    for g in groups:  # what learning_rate() gives every group under cuda_graph=True
+        g["lr"] = torch.tensor(g["lr"])
+    rates = [g["lr"] for g in groups]
+    trainer.callbacks.append(LinearLRDecay(total_steps=8))
+    trainer.fit()  # callbacks at steps 3 and 6, then a checkpoint at step 6
+    assert [g["lr"] for g in groups] == rates  # the same tensor objects ...
+    torch.testing.assert_close(torch.stack(rates), torch.tensor([1e-3, 4e-3]) * (1 - 6 / 8))  # ... decayed
+    resumed = GANTrainer.from_checkpoint(tmp_path / "c.safetensors", gaussian_ring())
+    lrs = [g["lr"] for opt in resumed.optimizers.values() for g in opt.param_groups]
+    assert all(type(lr) is float for lr in lrs)
+    assert lrs == pytest.approx([1e-3 * 0.25, 4e-3 * 0.25])
+    group = {"lr": 0.5}
+    set_learning_rate(group, 0.25)
+    assert group["lr"] == 0.25
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA to capture a graph")
+def test_cuda_graph_step_follows_learning_rate_changes():
+    ganlib.seed_everything(0)
+    cfg = GANConfig(steps=5, batch_size=16, device="cuda", progress=False, log_every=5, cuda_graph=True)
+    trainer = GANTrainer(DCGANGenerator(8, 16, base_width=4), DCGANDiscriminator(16, base_width=4),
+                         torch.rand(64, 1, 16, 16) * 2 - 1, cfg)
+    trainer.fit()  # 3 eager warm-up steps, then a capture and replays
+    assert trainer._graph_runner.graph is not None
+    params = lambda: [p.detach().clone() for p in trainer.generator.parameters()]  # noqa: E731
+    for opt in trainer.optimizers.values():
+        for group in opt.param_groups:
+            set_learning_rate(group, 0.0)
+    before = params()
+    trainer.config.steps += 2
+    trainer.fit()
+    assert all(torch.equal(a, b) for a, b in zip(before, params()))  # lr 0 reached the captured step
+    for opt in trainer.optimizers.values():
+        for group in opt.param_groups:
+            set_learning_rate(group, 2e-4)
+    trainer.config.steps += 2
+    trainer.fit()
+    assert not all(torch.equal(a, b) for a, b in zip(before, params()))
 
 
 def test_bench_falls_back_when_a_fast_setting_fails(monkeypatch, capsys):

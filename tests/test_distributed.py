@@ -75,7 +75,7 @@ def test_torchrun_two_cpu_processes_then_resume_on_one(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("trained to step 12") == 1  # only rank 0 prints
 
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     # different shards and noise on each rank ...
     assert rank0["loss_d"] != rank1["loss_d"]
     # ... but gradients were averaged, so both ranks end with the same weights
