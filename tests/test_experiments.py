@@ -92,14 +92,17 @@ def test_wasserstein_critic_needs_a_constraint():
     free = experiments.critic_objective_run("none", steps=150)
     gp = experiments.critic_objective_run("gp", steps=150)
     assert free[-1] < 2 * free[len(free) // 2] < -10      # still falling, without bound
-    assert -5.5 < gp[-1] < -3.0                          # near -W1 = -4
+    # a little below -W1 = -4: the penalty's own optimum, -W1 - W1^2 / (2 lambda) = -4.8 for a linear critic
+    assert -5.1 < sum(gp[-50:]) / 50 < -4.3
 
 
 def test_markov_chain_loss_sign():
     true, fitted, nll = experiments.markov_chain_fit(sign=-1.0, steps=200)
     assert torch.allclose(fitted, true, atol=0.05)
-    _, _, source = experiments.markov_chain_fit(sign=+1.0, steps=200)
-    assert source[-1] < -10  # "minimising the log-likelihood" runs away
+    _, fitted, source = experiments.markov_chain_fit(sign=+1.0, steps=200)
+    assert source[-1] < -10  # "minimising the log-likelihood" runs away ...
+    # ... each row (a softmax) gives all its mass to its rarer observed transition
+    assert torch.allclose(fitted, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), atol=0.01)
 
 
 def test_losses_selfchecks(capsys):
