@@ -47,12 +47,16 @@ else
     TORCHRUN=(--nproc_per_node=1); SYNC_BN=(--sync-bn)  # one GPU: NCCL, DDP and SyncBatchNorm at world size 1
 fi
 
+# every part: each call may get a fresh machine (the last one goes back after 30 s idle), so
+# download=True checks the carried .gz files against torchvision's MD5s and unpacks them (no network)
+case "$part" in 1|2|3)
+    step 120 "$PY" -c "from ganlib.data import load_mnist; [print(s, load_mnist(s)[0].shape) for s in ('train', 'test')]"
+esac
+
 case "$part" in
 1)
     step 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo 'no nvidia-smi'"
     step 60 "$PY" -c "import sys, torch, torchvision, ganlib; print(sys.version.split()[0], torch.__version__, torchvision.__version__, ganlib.__version__, 'cuda', torch.cuda.is_available())"
-    # download=True checks the carried .gz files against torchvision's MD5s and unpacks them; no network
-    step 120 "$PY" -c "from ganlib.data import load_mnist; [print(s, load_mnist(s)[0].shape) for s in ('train', 'test')]"
     # the CUDA-only tests (host syncs, graph capture, lr changes under a graph) before the figures
     [ "$QUICK" = 1 ] || step 60 "$PY" -m pytest -q -p no:cacheprovider -rs -k cuda tests
     step 300 "$PY" -m ganlib.bench "${DEV[@]}" --batch-size 128 "${WINDOWS[@]}" --out "$RESULTS"
@@ -68,9 +72,8 @@ case "$part" in
     step 60 "$PY" -m ganlib train --dataset mnist --model dcgan "${TRAIN[@]}" --steps $((TRAIN_STEPS + 100)) \
         --resume --out "$RUNS/ddp"
     # the CLI's single-GPU fast path: the whole step as one CUDA graph, compiled kernels inside it
-    step 120 "$PY" -m ganlib train --dataset mnist --model dcgan "${TRAIN[@]}" --steps "$TRAIN_STEPS" --cuda-graph \
-        --compile default \
-        --out "$RUNS/graph"
+    step 120 "$PY" -m ganlib train --dataset mnist --model dcgan "${TRAIN[@]}" --steps "$TRAIN_STEPS" \
+        --cuda-graph --compile default --out "$RUNS/graph"
     ;;
 3)
     # the same fast path with one ingredient at a time: torch.compile's own CUDA graphs; a hand-made

@@ -181,16 +181,18 @@ def test_cuda_graph_step_follows_learning_rate_changes():
     trainer.fit()  # 3 eager warm-up steps, then a capture and replays
     assert trainer._graph_runner.graph is not None
     params = lambda: [p.detach().clone() for p in trainer.generator.parameters()]  # noqa: E731
-    for opt in trainer.optimizers.values():
-        for group in opt.param_groups:
-            set_learning_rate(group, 0.0)
+
+    def set_all(value):
+        for opt in trainer.optimizers.values():
+            for group in opt.param_groups:
+                set_learning_rate(group, value)
+
+    set_all(0.0)
     before = params()
     trainer.config.steps += 2
     trainer.fit()
     assert all(torch.equal(a, b) for a, b in zip(before, params()))  # lr 0 reached the captured step
-    for opt in trainer.optimizers.values():
-        for group in opt.param_groups:
-            set_learning_rate(group, 2e-4)
+    set_all(2e-4)
     trainer.config.steps += 2
     trainer.fit()
     assert not all(torch.equal(a, b) for a, b in zip(before, params()))
