@@ -1,9 +1,9 @@
-"""The 2D training animation (ganlib.animation): snapshots, frames, and HTML that plays offline."""
+"""The 2D training animation (ganlib.chapters.animation): snapshots, frames, and HTML that plays offline."""
 import numpy as np
 import pytest
 import torch
 
-from ganlib.animation import SnapshotRecorder, animate_training, animation_html
+from ganlib.chapters.animation import SnapshotRecorder, animate_training, animation_html
 from ganlib.models import MLPDiscriminator, MLPGenerator
 
 

@@ -4,6 +4,7 @@ import torch
 
 import ganlib
 from ganlib import bench, train
+from ganlib.bench import throughput
 from ganlib.data import gaussian_ring
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
 from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, set_learning_rate
@@ -208,8 +209,8 @@ def test_bench_falls_back_when_a_fast_setting_fails(monkeypatch, capsys):
             raise RuntimeError("capture failed")
         return build(version, images, batch_size, device, compile_mode, seed, cuda_graph)
 
-    monkeypatch.setattr(bench, "ganlib_trainer", flaky)
-    monkeypatch.setattr(bench, "fast_settings", lambda *args: [("broken", None), (False, None)])
+    monkeypatch.setattr(throughput, "ganlib_trainer", flaky)
+    monkeypatch.setattr(throughput, "fast_settings", lambda *args: [("broken", None), (False, None)])
     results = bench.main(["--device", "cpu", "--versions", "c", "--batch-size", "8", "--steps", "1",
                           "--repeats", "1", "--warmup", "1"])
     assert "fell back after: cuda_graph=broken, compile=None failed (RuntimeError: capture failed)" in results[0].note

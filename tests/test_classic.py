@@ -1,4 +1,4 @@
-"""ganlib.classic: closed forms, normalisation, sampling and the chapter's log-likelihood ordering."""
+"""ganlib.chapters.classic: closed forms, normalisation, sampling and the chapter's log-likelihood ordering."""
 import itertools
 import math
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from ganlib import selfcheck
-from ganlib.classic import (BernoulliPixels, GaussianPixels, GenerativeClassifier, MarkovPixels,
+from ganlib.chapters import selfcheck
+from ganlib.chapters.classic import (BernoulliPixels, GaussianPixels, GenerativeClassifier, MarkovPixels,
                             SoftmaxRegression, binarize, causal_mask, dequantize, log_likelihood_table,
                             mean_log_likelihood)
 from ganlib.data import load_digits

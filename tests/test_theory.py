@@ -1,11 +1,11 @@
-"""The math of GANs, checked numerically (chapter book/gan_math.ipynb, module ganlib.theory)."""
+"""The math of GANs, checked numerically (chapter book/gan_math.ipynb, module ganlib.chapters.theory)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from ganlib import theory
+from ganlib.chapters import theory
 from ganlib.data import Gaussian1D
 
 X = np.linspace(-15, 15, 6001)
@@ -196,7 +196,7 @@ def test_bad_inputs_name_the_fix():
 
 
 def test_self_checks_agree_with_the_numerics(capsys):
-    from ganlib import selfcheck
+    from ganlib.chapters import selfcheck
 
     zero = np.array([0.0])
     d0 = theory.optimal_discriminator(theory.gaussian_pdf(zero, 0, 1), theory.gaussian_pdf(zero, 2, 1))

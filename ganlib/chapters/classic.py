@@ -101,7 +101,7 @@ def _check_binary(x: torch.Tensor, model: str) -> None:
     if not bool(((x == 0) | (x == 1)).all()):
         raise ValueError(f"{model} models binary pixels, but x has values other than 0 and 1 "
                          f"(range {x.min().item():.3g}..{x.max().item():.3g}); "
-                         f"binarize first, e.g. ganlib.classic.binarize(images).")
+                         f"binarize first, e.g. ganlib.chapters.classic.binarize(images).")
 
 
 class _PixelModel:

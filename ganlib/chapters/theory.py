@@ -28,6 +28,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..losses import discriminator_loss
+from ..models import MLPDiscriminator
+
 LOG4 = math.log(4.0)
 _UNDERFLOW = 1e-250  # densities below this are treated as float64 underflow noise in kl_divergence
 
@@ -248,7 +251,6 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
     steps, D(x) approaches D*(x) = p_data / (p_data + p_g), eq. (gan-math-opt-d) of "The math of GANs".
     The network returns logits; use :func:`discriminator_probability` for D(x).
     """
-    from .losses import discriminator_loss
 
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got steps={steps}, batch_size={batch_size}")
@@ -275,7 +277,6 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
 def _mlp(dim, hidden):
     """ganlib's MLP discriminator when the models module is there, else an equivalent MLP."""
     try:
-        from .models import MLPDiscriminator
 
         return MLPDiscriminator(dim, hidden=tuple(hidden))
     except ImportError:  # pragma: no cover - only while ganlib.models is being written

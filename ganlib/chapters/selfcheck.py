@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 
+from ..losses import discriminator_loss
+from .classic import causal_mask
+
 
 def _verdict(ok: bool, right: str, wrong: str) -> bool:
     """Print the verdict for an answer and return whether it was right."""
@@ -114,7 +117,6 @@ def check_rescaled_log_density(answer: float, log_density: float, dim: int = 784
 
 def check_markov_parameter_count(answer: int, height: int = 28, width: int = 28, radius: int | None = None) -> bool:
     """Exercise ex-generative-params: how many parameters ``MarkovPixels(radius)`` has (weights + biases)."""
-    from .classic import causal_mask
 
     weights = int(causal_mask(height, width, radius).sum().item())
     d = height * width
@@ -154,8 +156,6 @@ def check_losses_generator_gradients(minimax: float, nonsaturating: float, d_fak
 def check_losses_hinge(fn) -> bool:
     """Exercise ex-losses-hinge: ``fn(real, fake)`` must equal the hinge discriminator loss."""
     import torch
-
-    from .losses import discriminator_loss
 
     g = torch.Generator().manual_seed(0)
     real, fake = 2 * torch.randn(256, generator=g), 2 * torch.randn(256, generator=g)

@@ -7,7 +7,7 @@ scored on 2,500 samples with :func:`ganlib.metrics.mode_coverage`, as VEEGAN and
 The full profile is too long for CI (minutes on one CPU core), so a command runs it and writes a
 results file that the chapter reads::
 
-    python -m ganlib.experiments mode-collapse --profile full
+    python -m ganlib.chapters.experiments mode-collapse --profile full
     # -> book/results/mode_collapse_full.json and .md (command, date, device, versions, run time)
 
 The quick profile (fewer steps and seeds) is what the notebook runs itself.
@@ -25,10 +25,16 @@ from pathlib import Path
 
 import torch
 
-from .data import gaussian_grid, gaussian_ring
-from .metrics import mode_coverage
+from .. import __version__
+from ..data import Gaussian1D, gaussian_grid, gaussian_ring
+from ..env import seed_everything
+from ..losses import discriminator_loss, gradient_penalty
+from ..metrics import mode_coverage
+from ..models import MLPDiscriminator, MLPGenerator
+from ..train import GANConfig, GANTrainer, LinearLRDecay
+from .pacgan import PackedDiscriminator
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "book" / "results"
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 
 # ----------------------------------------------------------------------------- published figures
 
@@ -53,7 +59,7 @@ PUBLISHED = [
 #: Loss configurations compared in the chapter. Wasserstein runs with WGAN-GP's gradient penalty
 #: (weight 10): without a Lipschitz constraint its critic loss has no lower bound. "pacgan4" is
 #: the anti-collapse configuration: the non-saturating loss with a discriminator that sees packs
-#: of 4 samples (:mod:`ganlib.pacgan`).
+#: of 4 samples (:mod:`ganlib.chapters.pacgan`).
 CONFIGS: dict[str, dict] = {
     "minimax": {"loss": "minimax"},
     "nonsaturating": {"loss": "nonsaturating"},
@@ -97,8 +103,6 @@ PROFILES = {
 
 def build_models(config: dict, setup: Setup, dim: int = 2):
     """The generator and (possibly packed) discriminator for one configuration."""
-    from .models import MLPDiscriminator, MLPGenerator
-    from .pacgan import PackedDiscriminator
 
     pack = int(config.get("pack", 1))
     G = MLPGenerator(setup.latent_dim, dim, hidden=setup.g_hidden)
@@ -108,8 +112,6 @@ def build_models(config: dict, setup: Setup, dim: int = 2):
 
 def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, device="cpu"):
     """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``."""
-    from .env import seed_everything
-    from .train import GANConfig, GANTrainer, LinearLRDecay
 
     if config_name not in CONFIGS:
         raise ValueError(f"unknown configuration {config_name!r}; choose from {sorted(CONFIGS)}")
@@ -243,10 +245,6 @@ def saturation_run(loss: str, steps: int = 300, seed: int = 0, d_steps: int = 3,
     Returns lists per logged step: ``step``, ``d_fake`` (mean D(G(z))), ``grad_norm`` (norm of the
     generator's last gradient) and ``g_mean`` (mean of 1,000 generated samples).
     """
-    from .data import Gaussian1D
-    from .env import seed_everything
-    from .models import MLPDiscriminator, MLPGenerator
-    from .train import GANConfig, GANTrainer
 
     seed_everything(seed)
     G, D = MLPGenerator(1, 1, hidden=(32, 32)), MLPDiscriminator(1, hidden=(32, 32))
@@ -276,8 +274,6 @@ def critic_objective_run(constraint: str, steps: int = 300, seed: int = 0, clip:
     below -W1 = -4, since a slope above 1 gains more than the penalty costs (for a linear critic the
     optimum is -W1 - W1**2 / (2 * gp_weight) = -4.8).
     """
-    from .losses import discriminator_loss, gradient_penalty
-    from .models import MLPDiscriminator
 
     if constraint not in ("none", "clip", "gp"):
         raise ValueError(f"constraint must be 'none', 'clip' or 'gp', not {constraint!r}")
@@ -335,8 +331,6 @@ def environment() -> dict:
     import numpy
     import scipy
 
-    from . import __version__
-
     return {"device": f"cpu ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}",
             "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "scipy": scipy.__version__, "ganlib": __version__, "platform": platform.platform()}
@@ -370,12 +364,12 @@ def load_results(path: str | Path | None = None) -> dict:
     path = Path(path) if path is not None else RESULTS_DIR / "mode_collapse_full.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; create it with "
-                                "`python -m ganlib.experiments mode-collapse --profile full`")
+                                "`python -m ganlib.chapters.experiments mode-collapse --profile full`")
     return json.loads(path.read_text())
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.experiments", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     mc = sub.add_parser("mode-collapse", help="train every configuration on the ring and grid, over seeds")
@@ -400,7 +394,7 @@ def main(argv=None) -> None:
         changes["datasets"] = tuple(args.datasets.split(","))
     setup = dataclasses.replace(setup, **changes)
     out = Path(args.out) if args.out else RESULTS_DIR / f"mode_collapse_{args.profile}.json"
-    command = "python -m ganlib.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m ganlib.chapters.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.time()
     rows = run_mode_collapse(setup)
     result = write_results(out, setup, rows, time.time() - start, command)

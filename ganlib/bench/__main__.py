@@ -1,0 +1,3 @@
+from .cli import main
+
+main()  # the return value is for tests; the command prints what it found
