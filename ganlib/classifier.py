@@ -23,6 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .data import load_mnist
+from .env import seed_everything
 
 WEIGHTS_PATH = Path(__file__).resolve().parent / "weights" / "mnist_classifier.safetensors"
 TRAIN_COMMAND = "python -m ganlib.classifier train"
@@ -80,8 +84,6 @@ def accuracy(classifier: MNISTClassifier, images: torch.Tensor, labels: torch.Te
 
 def load_mnist_classifier(path: str | Path | None = None, device=None) -> MNISTClassifier:
     """The trained feature network, in eval mode. Raises a clear error if the weights are missing."""
-    from safetensors.torch import load_file
-
     path = Path(path) if path is not None else WEIGHTS_PATH
     if not path.exists():
         raise FileNotFoundError(
@@ -100,11 +102,6 @@ def train_classifier(epochs: int = 6, batch_size: int = 128, lr: float = 2e-3, s
     Adam with a learning rate that decays linearly to zero, random shifts of up to 2 pixels as
     augmentation (so generated digits that are slightly off-centre are still read correctly).
     """
-    from safetensors.torch import save_file
-
-    from .data import load_mnist
-    from .env import seed_everything
-
     generator = seed_everything(seed)
     x_train, y_train = load_mnist("train")
     x_test, y_test = load_mnist("test")
@@ -158,8 +155,6 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
         _, acc = train_classifier(epochs=args.epochs, seed=args.seed, out=args.out)
     else:
-        from .data import load_mnist
-
         x_test, y_test = load_mnist("test")
         acc = accuracy(load_mnist_classifier(args.weights), x_test, y_test)
     print(f"MNIST test accuracy: {acc:.2%}")

@@ -1,104 +1,91 @@
-"""Replaying a whole GAN training step as one CUDA graph (``GANConfig(cuda_graph=True)``).
+"""Replaying a whole training step as one CUDA graph (``GANConfig(cuda_graph=True)``).
 
 A small GAN asks the GPU for hundreds of tiny kernels per step, and launching them from Python
-costs more than running them. :class:`CUDAGraphStep` runs a step eagerly a few times, captures it
-once in a ``torch.cuda.CUDAGraph`` and from then on only replays it. A captured graph reads its
-inputs from the addresses it saw at capture, so :class:`StaticFeed` copies each step's data and
-noise into fixed buffers first. :class:`ganlib.train.GANTrainer` wires the two together.
+costs more than running them. :class:`CUDAGraphStep` wraps a step function ``step(inputs)``: it
+runs it eagerly a few times, captures it once in a ``torch.cuda.CUDAGraph`` and from then on only
+replays it. A captured graph reads its inputs from the addresses it saw at capture, so before
+each replay the runner copies the call's inputs (the data batches and noise the trainer drew)
+into the static buffers it captured with. It knows nothing about trainers: any step that is a
+function of its input tensors, with fixed shapes, can be graphed this way.
 """
 from __future__ import annotations
-
-import contextlib
 
 import torch
 
 
-class StaticFeed:
-    """The fixed input buffers of a CUDA-graphed GAN step.
+def clone_inputs(inputs):
+    """A copy of ``inputs`` (tensors inside tuples, named tuples, lists, dicts; None kept)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.clone()
+    if isinstance(inputs, dict):
+        return {k: clone_inputs(v) for k, v in inputs.items()}
+    if isinstance(inputs, tuple) and hasattr(inputs, "_fields"):  # a NamedTuple
+        return type(inputs)(*(clone_inputs(v) for v in inputs))
+    if isinstance(inputs, (tuple, list)):
+        return type(inputs)(clone_inputs(v) for v in inputs)
+    if inputs is None:
+        return None
+    raise TypeError(f"a graphed step's inputs must be tensors in tuples/lists/dicts; got {type(inputs).__name__}")
 
-    A captured graph reads its inputs from the addresses it saw at capture. Before each step,
-    :meth:`fill` copies the step's data batches (one per D update) and draws its noise (one batch
-    per D update, one for G's) into the same buffers; while the step runs (:meth:`reading`), the
-    trainer's ``next_batch()`` and ``noise()`` hand them out in the order they are asked for.
-    """
 
-    def __init__(self):
-        self.batches: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-        self.noises: list[torch.Tensor] = []
-        self.active = False
-        self._next_batch = self._next_noise = 0
-
-    def fill(self, trainer) -> None:
-        k = trainer.config.d_steps
-        for i in range(k):
-            x, labels = trainer.next_batch()
-            if i == len(self.batches):
-                self.batches.append((x.clone(), None if labels is None else labels.clone()))
-            else:
-                self.batches[i][0].copy_(x)
-                if labels is not None:
-                    self.batches[i][1].copy_(labels)
-        n = self.batches[0][0].shape[0]
-        while len(self.noises) < k + 1:
-            self.noises.append(torch.empty(n, trainer.generator.latent_dim, device=trainer.device))
-        for z in self.noises:
-            z.normal_(generator=trainer.noise_gen)  # the same numbers torch.randn(..., generator) draws
-
-    @contextlib.contextmanager
-    def reading(self):
-        self._next_batch = self._next_noise = 0
-        self.active = True
-        try:
-            yield
-        finally:
-            self.active = False
-
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        self._next_batch += 1
-        return self.batches[self._next_batch - 1]
-
-    def noise(self, n: int) -> torch.Tensor:
-        self._next_noise += 1
-        z = self.noises[self._next_noise - 1]
-        if z.shape[0] != n:
-            raise RuntimeError(f"a CUDA-graphed step needs fixed batch sizes; got {n}, captured {z.shape[0]}")
-        return z
+def copy_inputs(static, inputs) -> None:
+    """Copy ``inputs`` into ``static``, a structure of the same shape made by :func:`clone_inputs`."""
+    if isinstance(static, torch.Tensor):
+        if inputs.shape != static.shape:
+            raise RuntimeError(f"a CUDA-graphed step needs the same input shapes at every step; got "
+                               f"{tuple(inputs.shape)}, captured {tuple(static.shape)}")
+        static.copy_(inputs)
+    elif isinstance(static, dict):
+        for k in static:
+            copy_inputs(static[k], inputs[k])
+    elif isinstance(static, (tuple, list)):
+        for s, x in zip(static, inputs, strict=True):
+            copy_inputs(s, x)
 
 
 class CUDAGraphStep:
-    """Run a step function eagerly ``warmup`` times (on a side stream, as CUDA graph capture wants),
-    then capture it once in a CUDA graph and from then on only replay it. Returns the function's
-    outputs, which a replay overwrites in place."""
+    """``CUDAGraphStep(step)(inputs)``: ``step(inputs)``, eagerly for ``warmup`` calls (on a side
+    stream, as CUDA graph capture wants), then captured once and replayed.
 
-    def __init__(self, warmup: int = 3, before_capture=None):
+    ``before_capture`` runs just before the capture (e.g. to drop gradients, which must then be
+    allocated from the graph's memory pool). The returned outputs are the graph's own output
+    tensors, which the next replay overwrites: copy what you keep.
+    """
+
+    def __init__(self, step, warmup: int = 3, before_capture=None):
+        self.step = step
         self.warmup_left = warmup
         self.before_capture = before_capture
         self.graph = None
+        self.static_inputs = None
         self.outputs = None
 
-    def __call__(self, step):
+    def __call__(self, inputs):
         if self.warmup_left > 0:
             self.warmup_left -= 1
-            return self._warm_up(step)
+            return self._warm_up(inputs)
         if self.graph is None:
+            self.static_inputs = clone_inputs(inputs)
             if self.before_capture is not None:
                 self.before_capture()
-            self.outputs = self._capture(step)
+            self.outputs = self._capture(self.static_inputs)
+        else:
+            copy_inputs(self.static_inputs, inputs)
         self._replay()
         return self.outputs
 
-    def _warm_up(self, step):
+    def _warm_up(self, inputs):
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            outputs = step()
+            outputs = self.step(inputs)
         torch.cuda.current_stream().wait_stream(side)
         return outputs
 
-    def _capture(self, step):
+    def _capture(self, static_inputs):
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):  # records the kernels; runs nothing
-            return step()
+            return self.step(static_inputs)
 
     def _replay(self) -> None:
         self.graph.replay()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .env import default_device
+
 # ----------------------------------------------------------------------------- the data root
 
 
@@ -33,6 +35,15 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable; the message says how to fix it."""
 
 
+class DatasetCorruptError(DatasetNotFoundError):
+    """A dataset's files are on disk but damaged (truncated, or failing torchvision's MD5 check).
+
+    The message names each damaged file and how to replace it. A subclass of
+    :class:`DatasetNotFoundError`, so code that handles "no usable data" (the command line, the
+    benchmark's fallback to synthetic data) handles this case too.
+    """
+
+
 # ----------------------------------------------------------------------------- image datasets
 
 _TORCHVISION_DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -47,7 +58,7 @@ def load_mnist(split: str = "train", dataset: str = "mnist", root: str | Path | 
     Files are read from ``root`` (default :func:`data_root`) in torchvision's layout, and
     downloaded there if missing and ``download`` is true.
     """
-    import torchvision
+    import torchvision  # on use: torchvision loads slowly, and the toy data never needs it
 
     if dataset not in _TORCHVISION_DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(_TORCHVISION_DATASETS)}")
@@ -57,9 +68,23 @@ def load_mnist(split: str = "train", dataset: str = "mnist", root: str | Path | 
     cls = getattr(torchvision.datasets, _TORCHVISION_DATASETS[dataset])
     try:
         ds = cls(root=str(root), train=(split == "train"), download=download)
-    except Exception as err:  # torchvision raises RuntimeError, URLError or OSError here
+    except Exception as err:  # torchvision raises RuntimeError, URLError, OSError or AssertionError here
         folder = root / cls.__name__ / "raw"
         reason = (str(err).strip().splitlines() or [""])[0].rstrip(":")  # keep it to one paragraph
+        # torchvision only checks that the extracted files exist, then reads them, so a truncated
+        # file fails somewhere inside its parser; and it re-downloads a .gz that fails its MD5 check,
+        # which fails offline. Both used to be reported as "not there, go online", so look first.
+        try:
+            damaged = _damaged_raw_files(cls, folder, split)
+        except OSError:  # the diagnosis itself could not read a file: fall back to the generic message
+            damaged = []
+        if damaged:
+            raise DatasetCorruptError(
+                f"Could not load {cls.__name__} ({split} split): {'; '.join(damaged)}. To fix it, delete the "
+                f"damaged file(s) and copy the original *-ubyte.gz files into {folder} (then "
+                f"load_mnist(download=True) extracts them without a network), or delete them and run with "
+                f"internet access so torchvision downloads them again into {root}."
+            ) from None  # torchvision's own error (a reshape or download failure) would only mislead
         how = "could not be downloaded" if download else "download=False was given"
         raise DatasetNotFoundError(
             f"Could not load {cls.__name__} ({split} split): it is not in {folder} and {how} "
@@ -72,13 +97,61 @@ def load_mnist(split: str = "train", dataset: str = "mnist", root: str | Path | 
     return images, ds.targets.long()
 
 
+def _idx_problem(path: Path, ndim: int) -> str | None:
+    """What is wrong with an extracted IDX file (MNIST's format), or None if its size is consistent.
+
+    IDX: two zero bytes, the type (0x08 = uint8), the number of dimensions, then each dimension as
+    a big-endian uint32, then the data; so the header alone says how long the file must be.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4 + 4 * ndim)
+    except OSError as err:  # e.g. no read permission: name the file and the reason
+        return f"{path} cannot be read ({type(err).__name__}: {err.strerror or err})"
+    if len(head) < 4 + 4 * ndim or head[:3] != b"\x00\x00\x08" or head[3] != ndim:
+        return (f"{path} is corrupt: it is {size} bytes long and does not start with the IDX header of a "
+                f"{ndim}-d uint8 array")
+    dims = [int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + math.prod(dims)
+    if size != expected:
+        state = "truncated" if size < expected else "corrupt (longer than its header says)"
+        return (f"{path} is {state}: it has {size:,} bytes, but its header describes a "
+                f"{' x '.join(map(str, dims))} array, {expected:,} bytes")
+    return None
+
+
+def _damaged_raw_files(cls, folder: Path, split: str) -> list[str]:
+    """Descriptions of this split's files in ``folder`` that exist but are damaged (empty if none).
+
+    Only called after torchvision failed, so the cost (an MD5 of up to 10 MB) never hits a
+    successful load. Missing files are not listed: that is the DatasetNotFoundError case.
+    """
+    from torchvision.datasets.utils import check_md5  # on use, as in load_mnist
+
+    prefix = "train" if split == "train" else "t10k"
+    problems = []
+    for gz_name, md5 in cls.resources:
+        if not gz_name.startswith(prefix):
+            continue
+        gz, raw = folder / gz_name, folder / gz_name.removesuffix(".gz")
+        raw_problem = _idx_problem(raw, 3 if "images" in gz_name else 1) if raw.is_file() else None
+        if raw_problem:
+            problems.append(raw_problem)
+        # the .gz only matters when the extracted file must be (re)made from it
+        if gz.is_file() and (raw_problem or not raw.is_file()) and not check_md5(str(gz), md5):
+            problems.append(f"{gz} is corrupt: it fails torchvision's MD5 check ({gz.stat().st_size:,} bytes, "
+                            f"expected MD5 {md5}), so it is truncated or not the original file")
+    return problems
+
+
 def load_digits(split: str = "all", test_fraction: float = 0.2, seed: int = 0):
     """scikit-learn's bundled 8x8 digits (1,797 images; no download) as ``(images, labels)``.
 
     ``images`` is float32 (N, 1, 8, 8) in [-1, 1] (the raw pixels are integers 0..16).
     ``split`` is ``"all"``, or ``"train"``/``"test"`` from one fixed shuffle by ``seed``.
     """
-    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.datasets import load_digits as sk_load_digits  # on use: scikit-learn loads slowly
 
     bunch = sk_load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0
@@ -205,8 +278,6 @@ class DeviceLoader:
             raise ValueError(f"all tensors must have the same length; got {[len(t) for t in tensors]}")
         if not 0 < batch_size <= n:
             raise ValueError(f"batch_size must be between 1 and the dataset size {n}; got {batch_size}")
-        from .env import default_device
-
         self.device = default_device(device)
         self.tensors = tuple(t.to(self.device) for t in tensors)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last

@@ -12,8 +12,9 @@ group (NCCL on CUDA, gloo on the CPU). The trainers then:
   (:func:`rank_seed`), so the ranks together see ``world_size`` different batches per step;
 * wrap the models in DDP, which averages gradients across ranks during ``backward()``, so every
   rank takes the same optimizer step and the weights stay identical;
-* let only rank 0 (:func:`is_main_process`) show progress, take snapshots and write checkpoints;
-* save the *unwrapped* models (:func:`unwrap`), so a checkpoint has exactly the single-process
+* run callbacks on every rank (a learning-rate schedule must change every rank's rate), and let
+  only rank 0 (:func:`is_main_process`) show progress and write files;
+* save the plain models, not their DDP wrappers, so a checkpoint has exactly the single-process
   format and resumes on one device.
 
 Batch norm. By default each rank normalises with its own batch's statistics (plain
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from .env import default_device
 
 # offset between the seeds of consecutive ranks; rank 0 keeps the configured seed, so a
 # one-process run and rank 0 of a multi-process run draw the same noise
@@ -65,8 +68,6 @@ def init_distributed(device: str | torch.device | None = None, backend: str | No
     Without ``torchrun`` it does nothing and returns the default device. On CUDA each process
     takes GPU ``LOCAL_RANK`` and the backend is NCCL; elsewhere it is gloo. Safe to call twice.
     """
-    from .env import default_device
-
     dev = default_device(device)
     if not launched_by_torchrun():
         return dev
@@ -162,15 +163,6 @@ def wrap_ddp(module: nn.Module, device: torch.device, sync_bn: bool = False) -> 
     return ddp(module, device_ids=ids, **no_buffer_sync)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain module inside DDP and/or ``torch.compile`` wrappers (what checkpoints store)."""
-    while True:
-        if isinstance(module, nn.parallel.DistributedDataParallel):
-            module = module.module
-        elif hasattr(module, "_orig_mod"):  # torch.compile's OptimizedModule
-            module = module._orig_mod
-        else:
-            return module
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
@@ -182,10 +174,6 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def barrier() -> None:
-    """Wait for every rank (no-op when not distributed)."""
-    if is_distributed():
-        dist.barrier()
 
 
 def cleanup() -> None:
@@ -194,10 +182,6 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
-def print0(*args, **kwargs) -> None:
-    """``print`` on rank 0 only."""
-    if is_main_process():
-        print(*args, **kwargs)
 
 
 def broadcast_parameters(module: nn.Module) -> None:

@@ -64,12 +64,12 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def describe_environment(device: str | torch.device | None = None) -> str:
     """One line naming the profile, the device and the library versions; printed atop each notebook."""
-    import matplotlib
+    import matplotlib  # only for their versions: importing ganlib must not load these slow packages
     import torchvision
 
     dev = default_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
-    from . import __version__
+    from . import __version__  # here, not at the top: ganlib/__init__.py imports this module
 
     return (
         f"profile={profile()} | device={dev} ({name}) | python {platform.python_version()} | "

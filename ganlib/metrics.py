@@ -16,10 +16,17 @@ Feature-space metrics (written out so the evaluation chapter can teach them):
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from .classifier import classify, load_mnist_classifier
+from .data import load_mnist
+
+# These functions evaluate a finished batch of samples, not a training step, so unlike the losses
+# they also check values (NaN/inf, empty sets): the host sync that costs is paid once per evaluation.
 
 # ----------------------------------------------------------------------------- mode coverage
 
@@ -49,6 +56,9 @@ def mode_coverage(samples, centers, std: float, threshold: float = 3.0) -> ModeC
     if x.dim() != 2 or c.dim() != 2 or x.shape[1] != c.shape[1]:
         raise ValueError(f"samples must be (N, d) and centers (K, d) with the same d; "
                          f"got {tuple(x.shape)} and {tuple(c.shape)}")
+    if len(x) == 0 or len(c) == 0:  # the fractions below would be 0/0 = NaN
+        raise ValueError(f"mode_coverage needs at least one sample and one mode centre; got samples of "
+                         f"shape {tuple(x.shape)} and centers of shape {tuple(c.shape)}")
     if not std > 0:
         raise ValueError(f"std must be positive, got {std}")
     if not torch.isfinite(x).all():
@@ -99,6 +109,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise ValueError(f"shapes do not match: mu1 {mu1.shape}, mu2 {mu2.shape}, "
                          f"sigma1 {s1.shape}, sigma2 {s2.shape}; expected (d,), (d,), (d, d), (d, d)")
+    for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.isfinite(a).all():  # eigh would raise a LinAlgError that does not say why
+            raise ValueError(f"{name} contains NaN/inf; the statistics come from non-finite features "
+                             "(did the generator diverge?)")
     root1 = _sqrtm_psd(s1)
     middle = root1 @ s2 @ root1
     eig = np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)
@@ -111,6 +125,17 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     f = _as_float64(features)
     if f.ndim != 2 or len(f) < 2:
         raise ValueError(f"features must be (N, d) with N >= 2; got shape {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError(f"features contain NaN/inf ({int((~np.isfinite(f)).any(1).sum())} of {len(f)} rows); "
+                         "the Frechet distance needs finite features (did the generator diverge?)")
+    n, d = f.shape
+    if n <= d:
+        # n samples span at most n - 1 directions, so the covariance has rank < d: a singular
+        # estimate whose FID is dominated by estimation error, not by the distributions
+        warnings.warn(f"only n={n} samples of d={d} features: their covariance is singular (rank at most "
+                      f"{n - 1} < {d}), so the Frechet distance is not meaningful; use at least {d + 1} "
+                      "samples, and many more for a stable number (FID is usually reported on 10,000)",
+                      UserWarning, stacklevel=3)
     return f.mean(0), np.cov(f, rowvar=False)
 
 
@@ -131,6 +156,10 @@ def inception_score(probs, splits: int = 1) -> float:
     p = _as_float64(probs)
     if p.ndim != 2 or np.any(p < 0) or not np.allclose(p.sum(1), 1, atol=1e-4):
         raise ValueError("probs must be (N, C) class probabilities (rows summing to 1; apply softmax)")
+    if isinstance(splits, bool) or not isinstance(splits, (int, np.integer)) or not 1 <= splits <= len(p):
+        # more splits than samples leaves empty chunks, whose score is NaN
+        raise ValueError(f"splits must be an integer between 1 and N={len(p)} (the number of samples); "
+                         f"got splits={splits!r}")
     scores = []
     for chunk in np.array_split(p, splits):
         marginal = chunk.mean(0, keepdims=True)
@@ -181,6 +210,10 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
         raise ValueError(f"features must be (N, d) with the same d; got {tuple(real.shape)}, {tuple(fake.shape)}")
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"need more than k={k} points in each set")
+    for name, f in (("real_features", real), ("fake_features", fake)):
+        if not torch.isfinite(f).all():  # NaN distances compare False: precision and recall would be 0
+            raise ValueError(f"{name} contain NaN/inf ({int((~torch.isfinite(f)).any(1).sum())} of {len(f)} "
+                             "rows); precision and recall need finite features (did the generator diverge?)")
     precision = _inside_manifold(fake, real, _kth_neighbour_radius(real, k)).double().mean()
     recall = _inside_manifold(real, fake, _kth_neighbour_radius(fake, k)).double().mean()
     return float(precision), float(recall)
@@ -197,13 +230,9 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     10k MNIST test images (compare 10k generated images against it for the book's "MNIST FID").
     Features are the 128-d penultimate layer of :func:`ganlib.classifier.load_mnist_classifier`.
     """
-    from .classifier import classify, load_mnist_classifier
-
     if classifier is None:
         classifier = load_mnist_classifier()
     if reference is None:
-        from .data import load_mnist
-
         reference, _ = load_mnist("test")
     fake_f, fake_p = classify(classifier, generated)
     real_f, _ = classify(classifier, reference)

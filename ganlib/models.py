@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from .losses import gaussian_kl, reconstruction_nll
+
 # ----------------------------------------------------------------------------- shared pieces
 
 
@@ -51,7 +53,17 @@ class _Recorded(nn.Module):
 
     num_classes: int = 0
 
-    def _check_labels(self, labels: torch.Tensor | None) -> None:
+    # Input checks read shapes only (tensor metadata: no kernel, no GPU->host sync), so they cost
+    # nothing per step, and torch.compile turns the comparisons into guards instead of graph breaks.
+
+    def _check_latent(self, z: torch.Tensor) -> None:
+        """Generators take z of shape (N, latent_dim); a 1-D z would pass as a batch of one."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"{type(self).__name__} (latent_dim={self.latent_dim}) needs z of shape (N, {self.latent_dim}); "
+                f"got shape {tuple(z.shape)}. For one sample use z.unsqueeze(0) (shape (1, {self.latent_dim})).")
+
+    def _check_labels(self, labels: torch.Tensor | None, n: int | None = None) -> None:
         if labels is not None and not self.num_classes:
             raise ValueError(
                 f"{type(self).__name__} got labels but was built unconditional; to condition on "
@@ -62,6 +74,9 @@ class _Recorded(nn.Module):
                 f"{type(self).__name__} was built with num_classes={self.num_classes} and needs "
                 f"labels=<int64 tensor of shape (N,)>; build it with num_classes=0 for an unconditional model."
             )
+        if labels is not None and n is not None and (labels.dim() != 1 or labels.shape[0] != n):
+            raise ValueError(f"{type(self).__name__} needs labels of shape (N,) = ({n},), one class per "
+                             f"example of the batch; got shape {tuple(labels.shape)}")
 
 
 def build_model(spec: dict) -> nn.Module:
@@ -99,7 +114,8 @@ class MLPGenerator(_Recorded):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_labels(labels)
+        self._check_latent(z)
+        self._check_labels(labels, z.shape[0])
         if self.num_classes:
             z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
         return self.net(z).view(-1, *self.out_shape)
@@ -118,8 +134,10 @@ class MLPDiscriminator(_Recorded):
         self._record(in_dim=in_dim, hidden=list(hidden), activation=activation,
                      spectral_norm=spectral_norm, num_classes=num_classes)
         self.num_classes = num_classes
+        self.in_shape = _as_shape(in_dim)
+        self.in_features = math.prod(self.in_shape)
         sn = _spectral_norm if spectral_norm else (lambda m: m)
-        layers, width = [], math.prod(_as_shape(in_dim)) + num_classes
+        layers, width = [], self.in_features + num_classes
         for h in hidden:
             layers += [sn(nn.Linear(width, h)), _activation(activation)]
             width = h
@@ -127,7 +145,14 @@ class MLPDiscriminator(_Recorded):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_labels(labels)
+        # the input is flattened, so any layout with in_features values per example is accepted
+        # (e.g. (N, 784) or (N, 1, 28, 28) for in_dim=(1, 28, 28), and PacGAN's packed groups)
+        if x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features:
+            raise ValueError(
+                f"MLPDiscriminator(in_dim={self.spec['kwargs']['in_dim']}) needs x of shape (N, "
+                f"{', '.join(map(str, self.in_shape))}) ({self.in_features} values per example); got shape "
+                f"{tuple(x.shape)}. Build it with in_dim equal to one example's shape.")
+        self._check_labels(labels, x.shape[0])
         x = x.flatten(1)
         if self.num_classes:
             x = torch.cat([x, nn.functional.one_hot(labels, self.num_classes).to(x.dtype)], 1)
@@ -208,7 +233,8 @@ class DCGANGenerator(_Recorded):
         dcgan_init_(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_labels(labels)
+        self._check_latent(z)  # (N, latent_dim), not PyTorch's DCGAN example's (N, latent_dim, 1, 1)
+        self._check_labels(labels, z.shape[0])
         if self.num_classes:
             z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
@@ -253,7 +279,17 @@ class DCGANDiscriminator(_Recorded):
         dcgan_init_(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        self._check_labels(labels)
+        # Without this, a 32x32 image fed to a 28-pixel D runs: the convolutions end on a 2x2
+        # map instead of 1x1 and the head returns (N, 4) "logits". x.shape is the logical
+        # (N, C, H, W) also for channels_last tensors, so those pass.
+        expected = (self.channels, self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"DCGANDiscriminator(image_size={self.image_size}, channels={self.channels}) needs images "
+                f"of shape (N, {self.channels}, {self.image_size}, {self.image_size}); got shape "
+                f"{tuple(x.shape)}. Resize the images (e.g. torchvision.transforms.Resize({self.image_size})) "
+                f"or build the discriminator for them.")
+        self._check_labels(labels, x.shape[0])
         h = self.features(x)
         out = self.head(h).flatten(1).squeeze(1)
         if self.num_classes:
@@ -319,10 +355,16 @@ class VAE(_Recorded):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) of q(z|x), each (N, latent_dim)."""
+        if x.dim() != len(self.image_shape) + 1 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"this VAE (image_shape={self.image_shape}) needs x of shape "
+                             f"(N, {', '.join(map(str, self.image_shape))}); got shape {tuple(x.shape)}")
         return self.encoder(x).chunk(2, dim=1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's raw output: pixel logits (Bernoulli) or means (Gaussian)."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"this VAE (latent_dim={self.latent_dim}) needs z of shape (N, {self.latent_dim}); "
+                             f"got shape {tuple(z.shape)}")
         return self.decoder(z)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
@@ -330,21 +372,26 @@ class VAE(_Recorded):
         out = self.decode(z)
         return 2 * torch.sigmoid(out) - 1 if self.likelihood == "bernoulli" else out
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Encode, draw z = mu + sigma * eps (the reparameterisation trick), decode.
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, eps: torch.Tensor | None = None):
+        """Encode, set z = mu + sigma * eps (the reparameterisation trick), decode.
 
-        Returns ``(decoded, mu, logvar)``; ``eps`` comes from ``generator`` if given.
+        Returns ``(decoded, mu, logvar)``. ``eps ~ N(0, I)`` is the given tensor (shape
+        (N, latent_dim)), else drawn, from ``generator`` if given.
         """
         mu, logvar = self.encode(x)
-        eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        if eps is None:
+            eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+        elif eps.shape != mu.shape:
+            raise ValueError(f"eps must have shape {tuple(mu.shape)} (batch, latent_dim); got {tuple(eps.shape)}")
         z = mu + torch.exp(0.5 * logvar) * eps
         return self.decode(z), mu, logvar
 
-    def negative_elbo(self, x: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0):
-        """Per-example (negative ELBO, reconstruction NLL, KL), each shape (N,), in nats."""
-        from .losses import gaussian_kl, reconstruction_nll
+    def negative_elbo(self, x: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0,
+                      eps: torch.Tensor | None = None):
+        """Per-example (negative ELBO, reconstruction NLL, KL), each shape (N,), in nats.
 
-        decoded, mu, logvar = self(x, generator)
+        ``eps`` is the reparameterisation noise (see :meth:`forward`)."""
+        decoded, mu, logvar = self(x, generator, eps)
         target = (x + 1) / 2 if self.likelihood == "bernoulli" else x
         log_scale = self.log_scale if self.log_scale is not None else 0.0
         rec = reconstruction_nll(target, decoded.float(), self.likelihood, log_scale)

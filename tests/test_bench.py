@@ -3,11 +3,12 @@ import pytest
 import torch
 
 import ganlib
-from ganlib import bench, train
+from ganlib import bench
 from ganlib.bench import throughput
 from ganlib.data import gaussian_ring
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
-from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, set_learning_rate
+from ganlib.cuda_graph import CUDAGraphStep
+from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, gan, set_learning_rate
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -22,9 +23,9 @@ def _ring_trainer(**overrides):
 
 def test_generator_step_computes_no_discriminator_weight_gradients():
     trainer = _ring_trainer()
-    trainer.train_step()
+    trainer.train_step(trainer.draw_inputs())
     trainer.discriminator.zero_grad(set_to_none=True)
-    trainer.g_step(8, None)
+    trainer.g_step(trainer.noise(8), None)
     assert all(p.grad is None for p in trainer.discriminator.parameters())  # frozen during G's update ...
     assert all(p.requires_grad for p in trainer.discriminator.parameters())  # ... and unfrozen after it
     assert all(p.grad is not None for p in trainer.generator.parameters())
@@ -87,7 +88,9 @@ def test_flop_count_of_one_training_step():
     # (without D's weight gradients in G's update): about 6 times one G + D forward
     G, D = DCGANGenerator(100, 28), DCGANDiscriminator(28)
     fwd = bench.flops_per_image(lambda: D(G(torch.randn(4, 100))), 4)
-    step = bench.flops_per_image(bench.ganlib_trainer("b", torch.rand(16, 1, 28, 28), 4, "cpu", None).train_step, 4)
+    trainer = bench.ganlib_trainer("b", torch.rand(16, 1, 28, 28), 4, "cpu", None)
+    inputs = trainer.draw_inputs()
+    step = bench.flops_per_image(lambda: trainer.train_step(inputs), 4)
     assert 3 * fwd < step < 8 * fwd
 
 
@@ -101,26 +104,27 @@ def test_fid_parity_runs_on_cpu(capsys):
         pytest.skip("needs MNIST under $GANLIB_DATA")
     if not WEIGHTS_PATH.exists():
         pytest.skip("needs the MNIST classifier weights")
-    report = bench.main(["fid-parity", "--device", "cpu", "--steps", "2", "--batch-size", "8",
-                         "--n-samples", "64", "--compile", "none"])
+    with pytest.warns(UserWarning, match="not meaningful"):  # 64 samples of 128 features: a plumbing check only
+        report = bench.main(["fid-parity", "--device", "cpu", "--steps", "2", "--batch-size", "8",
+                             "--n-samples", "64", "--compile", "none"])
     assert report["verdict"] in ("PASS", "FAIL") and report["ratio"] > 0
     assert "ratio fast/fp32" in capsys.readouterr().out
 
 
-class _EmulatedGraph(train.CUDAGraphStep):
-    """A CPU stand-in for a CUDA graph: "capture" remembers the step function; "replay" reruns it and
-    writes its results into the outputs of the first run, as a real replay overwrites the graph's
-    output memory. It exercises everything around the graph: fixed input buffers refilled before
-    each step, logs copied out of the outputs, the EMA kept outside."""
+class _EmulatedGraph(CUDAGraphStep):
+    """A CPU stand-in for a CUDA graph: "capture" remembers the static input buffers; "replay" reruns
+    the step on them and writes its results into the outputs of the first run, as a real replay
+    overwrites the graph's output memory. It exercises everything around the graph: the inputs
+    copied into fixed buffers before each replay, logs copied out of the outputs, the EMA kept outside."""
 
-    def _warm_up(self, step):
-        return step()
+    def _warm_up(self, inputs):
+        return self.step(inputs)
 
-    def _capture(self, step):
-        self.graph, self.step = "emulated", step
+    def _capture(self, static_inputs):
+        self.graph = "emulated"
 
     def _replay(self):
-        outputs = self.step()
+        outputs = self.step(self.static_inputs)
         if self.outputs is None:
             self.outputs = outputs
         else:
@@ -129,7 +133,7 @@ class _EmulatedGraph(train.CUDAGraphStep):
 
 
 def test_cuda_graph_step_reads_fresh_inputs_and_copies_its_logs(monkeypatch):
-    monkeypatch.setattr(train, "CUDAGraphStep", _EmulatedGraph)
+    monkeypatch.setattr(gan, "CUDAGraphStep", _EmulatedGraph)
 
     def make():
         ganlib.seed_everything(0)
@@ -140,9 +144,30 @@ def test_cuda_graph_step_reads_fresh_inputs_and_copies_its_logs(monkeypatch):
     eager, graphed = make(), make()
     graphed.use_cuda_graph = True  # what cuda_graph=True sets on a CUDA device
     assert eager.fit() == graphed.fit()  # 3 warm-up steps, a capture, then replays: the same numbers
-    assert isinstance(graphed._graph_runner, _EmulatedGraph) and graphed._graph_runner.graph == "emulated"
+    runner = graphed.graphed_step
+    assert isinstance(runner, _EmulatedGraph) and runner.graph == "emulated"
+    # the replays ran on the static buffers, which hold the last step's inputs, not the first one's
+    assert all(s.data_ptr() != x.data_ptr() for s, x in zip(runner.static_inputs.reals, graphed.draw_inputs().reals))
     for a, b in zip(eager.ema.module.parameters(), graphed.ema.module.parameters()):
         assert torch.equal(a, b)
+
+
+def test_graph_runner_copies_inputs_into_its_buffers_and_checks_shapes():
+    seen = []
+
+    def step(inputs):
+        seen.append(inputs["x"].data_ptr())
+        return {"y": inputs["x"] * 2}
+
+    runner = _EmulatedGraph(step, warmup=1)
+    runner({"x": torch.ones(3)})  # eager warm-up, on the caller's tensor
+    first = runner({"x": torch.full((3,), 2.0)})  # capture, then replay on a copy of the inputs
+    static = runner.static_inputs["x"]
+    second = runner({"x": torch.full((3,), 5.0)})
+    assert second is first and torch.equal(second["y"], torch.full((3,), 10.0))  # same output memory, new values
+    assert torch.equal(static, torch.full((3,), 5.0)) and seen[1] == seen[2] == static.data_ptr()
+    with pytest.raises(RuntimeError, match="same input shapes"):
+        runner({"x": torch.ones(4)})
 
 
 def test_cuda_graph_refuses_what_it_cannot_capture():
@@ -180,7 +205,7 @@ def test_cuda_graph_step_follows_learning_rate_changes():
     trainer = GANTrainer(DCGANGenerator(8, 16, base_width=4), DCGANDiscriminator(16, base_width=4),
                          torch.rand(64, 1, 16, 16) * 2 - 1, cfg)
     trainer.fit()  # 3 eager warm-up steps, then a capture and replays
-    assert trainer._graph_runner.graph is not None
+    assert trainer.graphed_step.graph is not None
     params = lambda: [p.detach().clone() for p in trainer.generator.parameters()]  # noqa: E731
 
     def set_all(value):

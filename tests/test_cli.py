@@ -37,9 +37,60 @@ def test_train_sample_conditional_dcgan_on_digits(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
-def test_resume_without_checkpoint_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run without --resume"):
-        main(["train", "--dataset", "moons", "--out", str(tmp_path), "--resume", *FAST])
+def _fails(argv, capsys, code=2):
+    """Run the command line; assert it exits with ``code`` and one line on stderr; return that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_resume_without_checkpoint_says_so(tmp_path, capsys):
+    err = _fails(["train", "--dataset", "moons", "--out", str(tmp_path), "--resume", *FAST], capsys)
+    assert "run without --resume" in err
+
+
+def test_resume_applies_a_new_learning_rate(tmp_path):
+    out = tmp_path / "ring"
+    main(["train", "--dataset", "ring", "--steps", "10", "--lr", "1e-3", "--out", str(out), *FAST])
+    main(["train", "--dataset", "ring", "--steps", "20", "--lr", "1e-4", "--out", str(out), "--resume", *FAST])
+    history = json.loads((out / "history.json").read_text())
+    assert history["lr_g"] == [1e-3] * 10 + [1e-4] * 10 and history["lr_d"] == history["lr_g"]
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    assert state["config"]["lr_g"] == 1e-4
+    assert [g["lr"] for o in state["optimizers"].values() for g in o["param_groups"]] == [1e-4, 1e-4]
+
+
+@pytest.mark.parametrize("option, value, phrase", [
+    ("--seed", "3", "--seed 3 (the checkpoint has 0)"),
+    ("--batch-size", "64", "--batch-size 64 (the checkpoint has 256)"),
+    ("--latent-dim", "4", "--latent-dim 4 (the checkpoint has 8)"),
+    ("--dataset", "moons", "--dataset 'moons' (the checkpoint has 'ring')"),
+    ("--model", "vae", "holds a GAN run"),
+])
+def test_resume_refuses_to_change_what_defines_the_run(tmp_path, capsys, option, value, phrase):
+    out = tmp_path / "ring"
+    main(["train", "--dataset", "ring", "--steps", "5", "--out", str(out), *FAST])
+    before = (out / "checkpoint.safetensors").read_bytes()
+    argv = ["train", "--dataset", "ring", "--steps", "10", "--out", str(out), "--resume", *FAST]
+    if option == "--dataset":
+        argv[2] = value
+    else:
+        argv += [option, value]
+    err = _fails(argv, capsys)
+    assert phrase in err, err
+    assert (out / "checkpoint.safetensors").read_bytes() == before  # nothing trained, nothing overwritten
+
+
+def test_sample_every_writes_snapshot_images(tmp_path):
+    out = tmp_path / "digits"
+    main(["train", "--dataset", "digits", "--model", "dcgan", "--steps", "6", "--batch-size", "16",
+          "--sample-every", "3", "--out", str(out), *FAST])
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == ["samples_step000003.png", "samples_step000006.png"]
+    assert all((out / "snapshots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in snapshots)
 
 
 def test_bad_loss_name_is_rejected_with_choices(capsys):
@@ -53,7 +104,7 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and "--resume" in result.stdout
 
 
-def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch):
+def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
     import torchvision
 
     def no_network(*args, **kwargs):
@@ -63,6 +114,11 @@ def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
-    # the message itself is checked in tests/test_data.py; here: the CLI raises it, unwrapped
-    with pytest.raises(DatasetNotFoundError, match="GANLIB_DATA"):
+    # the message itself is checked in tests/test_data.py; here: the CLI prints it as one line ...
+    with pytest.raises(SystemExit) as exit_info:
         main(["train", "--dataset", "mnist", "--steps", "1", "--out", str(tmp_path / "run"), *FAST])
+    assert exit_info.value.code == 1
+    assert "GANLIB_DATA" in capsys.readouterr().err
+    # ... and --debug raises it, with its traceback
+    with pytest.raises(DatasetNotFoundError, match="GANLIB_DATA"):
+        main(["train", "--dataset", "mnist", "--steps", "1", "--out", str(tmp_path / "run"), "--debug", *FAST])

@@ -8,7 +8,7 @@ from ganlib.__main__ import build_parser, build_trainer
 from ganlib.checkpoint import load_checkpoint
 from ganlib.data import DeviceLoader, Gaussian1D, gaussian_ring, load_digits
 from ganlib.models import VAE, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from ganlib.train import EMA, GANConfig, GANTrainer, NonFiniteLossError, VAEConfig, VAETrainer
+from ganlib.train import EMA, GANConfig, GANTrainer, NonFiniteLossError, SampleSnapshots, VAEConfig, VAETrainer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -40,7 +40,8 @@ def test_vae_test_negative_elbo_falls():
     after = trainer.evaluate(test)
     assert after < before - 5  # nats per image; it drops by tens of nats here
     assert history["loss"][-1] < history["loss"][0]
-    assert sorted(history) == ["kl", "loss", "rec", "step"]
+    assert sorted(history) == ["kl", "loss", "lr", "rec", "step"]
+    assert history["lr"] == [1e-3] * 300  # the rate is logged with the losses
 
 
 # ----------------------------------------------------------------------------- exact resume
@@ -210,12 +211,14 @@ def test_snapshots_callbacks_and_stop():
         if trainer.step == 6:
             trainer.should_stop = True
 
-    config = GANConfig(steps=20, batch_size=8, device="cpu", progress=False, log_every=3, sample_every=2, n_samples=5)
-    trainer = GANTrainer(MLPGenerator(2, 2), MLPDiscriminator(2), gaussian_ring(), config, callbacks=[callback])
+    config = GANConfig(steps=20, batch_size=8, device="cpu", progress=False, log_every=3, n_samples=5)
+    snapshots = SampleSnapshots(every=2)
+    trainer = GANTrainer(MLPGenerator(2, 2), MLPDiscriminator(2), gaussian_ring(), config,
+                         callbacks=[callback, snapshots])
     history = trainer.fit()
-    assert seen == [3, 6] and trainer.step == 6
-    assert [s for s, _ in trainer.snapshots] == [2, 4, 6]
-    assert trainer.snapshots[0][1].shape == (5, 2)
+    assert seen == [3, 6] and trainer.step == 6  # at logging steps, until the callback stops training
+    assert [s for s, _ in snapshots.snapshots] == [2, 4, 6]  # every 2 steps, its own schedule
+    assert snapshots.snapshots[0][1].shape == (5, 2) and snapshots.paths == []  # no folder: nothing written
     # fixed noise: the same samples for the same weights
     assert torch.equal(trainer.sample_fixed(), trainer.sample_fixed())
     assert history["step"] == list(range(1, 7))
@@ -230,10 +233,10 @@ def test_no_host_sync_in_cuda_steps():
     config = GANConfig(steps=10, batch_size=64, device="cuda", progress=False, log_every=1000, ema_decay=0.9,
                        gp_weight=1.0)
     trainer = GANTrainer(G, D, (images, labels), config)
-    trainer.train_step()  # warm-up (lazy initialisation may sync)
+    trainer.train_step(trainer.draw_inputs())  # warm-up (lazy initialisation may sync)
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            trainer._pending.append((0, trainer.train_step()))
+            trainer.step_log.append(0, trainer.train_step(trainer.draw_inputs()))
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -35,7 +35,7 @@ def mnist_tensors(device="cpu", allow_random: bool = True):
 
 def classic_dataset(real: bool):
     """The classic loop's dataset: torchvision MNIST (or FakeData) with ToTensor + Normalize."""
-    import torchvision
+    import torchvision  # on use: versions (b) and (c) never load it
     import torchvision.transforms as T
 
     transform = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])

@@ -73,37 +73,15 @@ def time_window(run, device, steps: int, batch_size: int) -> float:
 
 
 def versions_line() -> str:
-    import torchvision
+    import torchvision  # only for its version
 
     cuda = f" | CUDA {torch.version.cuda}" if torch.cuda.is_available() else ""
     return (f"python {platform.python_version()} | torch {torch.__version__} | "
             f"torchvision {torchvision.__version__} | ganlib {__version__}{cuda}")
 
 
-def format_table(results: list[Result], rate_label: str) -> str:
-    base = {r.version: r.images_per_s for r in results}.get("a")
-    lines = ["| version | images/s (median) | vs (a) | peak device memory | FLOPs / image | "
-             f"fraction of {rate_label} | settings |",
-             "|---|---:|---:|---|---:|---:|---|"]
-    for r in results:
-        ratio = f"{r.images_per_s / base:.2f}x" if base else "-"
-        lines.append(f"| ({r.version}) {VERSIONS[r.version]} | {r.images_per_s:,.0f} | {ratio} | {r.peak_memory} | "
-                     f"{r.flops_per_image / 1e6:,.1f} MFLOP | {r.matmul_fraction:.2%} | {r.note} |")
-    return "\n".join(lines)
 
 
-def ratios_line(results: list[Result]) -> str:
-    """Median ratios b/a and c/a, and in how many interleaved windows each version beat (a)."""
-    by = {r.version: r for r in results}
-    if "a" not in by:
-        return "ratios: n/a (version a not run)"
-    parts = []
-    for v in ("b", "c"):
-        if v in by:
-            wins = sum(x > y for x, y in zip(by[v].window_images_per_s, by["a"].window_images_per_s))
-            parts.append(f"{v}/a = {by[v].images_per_s / by['a'].images_per_s:.2f} "
-                         f"({v} faster than a in {wins} of {len(by['a'].window_images_per_s)} windows)")
-    return "ratios: " + "; ".join(parts)
 
 
 def write_section(path, title: str, body: str) -> Path:

@@ -137,7 +137,8 @@ def prepare_version(version: str, args, images, real_mnist: bool, fast=(False, N
         # count on an eager twin over a few images: compilation, bf16 and memory layout change no
         # FLOP count, and FlopCounterMode (a dispatch mode) is best kept away from Dynamo tracing
         twin = ganlib_trainer("b", images[:2 * args.batch_size], args.batch_size, device, None, args.seed)
-        flops = flops_per_image(twin.train_step, args.batch_size)
+        inputs = twin.draw_inputs()
+        flops = flops_per_image(lambda: twin.train_step(inputs), args.batch_size)
         del twin
     return Prepared(version, run, flops, peak, note)
 

@@ -104,7 +104,7 @@ def animate_training(recorder: SnapshotRecorder, real=None, figsize=(4.0, 4.0), 
     are more than ``max_frames`` snapshots, evenly spaced ones are kept (first and last included).
     The colour scale is fixed to [0, 1] with 1/2 (D cannot tell) at the middle of the colour map.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # on use: recording snapshots needs no matplotlib
     from matplotlib.animation import FuncAnimation
 
     snaps = list(recorder.snapshots)
@@ -157,7 +157,7 @@ def animation_html(anim, embed_limit_mb: float = 10.0, default_mode: str = "loop
     In a notebook: ``IPython.display.HTML(animation_html(anim))``. Raises an error naming the fix if
     the frames do not fit in ``embed_limit_mb`` (matplotlib would otherwise silently drop frames).
     """
-    import matplotlib
+    import matplotlib  # on use, as above
 
     with matplotlib.rc_context({"animation.embed_limit": embed_limit_mb}):
         html = anim.to_jshtml(default_mode=default_mode)

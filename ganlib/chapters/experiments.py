@@ -329,7 +329,7 @@ def markov_chain_fit(sign: float = 1.0, steps: int = 200, length: int = 2000, se
 
 def environment() -> dict:
     import numpy
-    import scipy
+    import scipy  # only for its version, in the results' provenance
 
     return {"device": f"cpu ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}",
             "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, value_range=(-1.0, 1.0)) -> torch.Tensor:
     """Tile a batch (N, C, H, W) into one (H', W', C) array in [0, 1] for ``imshow``."""
-    import torchvision.utils as vutils
+    import torchvision.utils as vutils  # on use: torchvision loads slowly, most plots do not need it
 
     images = images.detach().float().cpu()
     grid = vutils.make_grid(images, nrow=nrow, normalize=True, value_range=value_range, pad_value=1.0)
@@ -35,7 +36,6 @@ def density_and_discriminator(ax, x, p_data, fake_samples=None, d_values=None, d
     with one value per sample), ``d_values`` D's probabilities on ``x``, ``d_formula`` an optional
     reference curve for D (e.g. the optimal discriminator). Returns the twin Axes holding D.
     """
-    import numpy as np
 
     x = np.asarray(x)
     ax.plot(x, p_data, color="k", lw=1.5, label="$p_{data}$")
@@ -65,7 +65,6 @@ def density_and_discriminator(ax, x, p_data, fake_samples=None, d_values=None, d
 def scatter_2d(samples, centers=None, std: float | None = None, ax=None, title: str | None = None,
                lim: float | None = None):
     """Scatter 2D samples; mark mixture centres (x) and, with ``std``, their 3-std "high quality" circles."""
-    import numpy as np
 
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3.2))

@@ -197,7 +197,7 @@ def fit_gaussian(p_data, x, objective: str = "jsd", init=None) -> tuple[float, f
     cannot represent the data. The search (Nelder-Mead) starts from each of a few initial points,
     ``init`` (a (mean, std) pair) plus the moments of ``p_data``, and keeps the best.
     """
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # on use: scipy loads slowly, and only this fit needs it
 
     if objective not in _OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {sorted(_OBJECTIVES)}")

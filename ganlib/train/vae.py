@@ -1,0 +1,84 @@
+"""VAETrainer: minimises a VAE's negative ELBO (Kingma and Welling 2014) with Adam."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .. import distributed
+from .config import VAEConfig
+from .loop import Trainer, eval_mode
+
+
+class VAEStepInputs(NamedTuple):
+    """Everything random in one VAE step, drawn before it runs (:meth:`VAETrainer.draw_inputs`)."""
+
+    x: torch.Tensor    # a data batch
+    eps: torch.Tensor  # the reparameterisation noise, z = mu + sigma * eps, shape (N, latent_dim)
+
+
+class VAETrainer(Trainer):
+    """Minimises a VAE's negative ELBO with Adam. History per step: ``loss`` (negative ELBO per
+    example, nats), ``rec`` (reconstruction NLL), ``kl`` and the learning rate ``lr``."""
+
+    config_class = VAEConfig
+    history_keys = ("loss", "rec", "kl")
+    learning_rate_fields = {"lr": "vae"}
+
+    def __init__(self, vae, data, config: VAEConfig | None = None, callbacks=()):
+        super().__init__(data, config or VAEConfig(), callbacks)
+        self.vae = self.place(vae)
+        if self.dist.distributed:  # the loss is a method, not forward(): average gradients by hand, not DDP
+            distributed.broadcast_parameters(self.vae)
+        self.models = {"vae": self.vae}
+        self.opt = self.adam(self.vae.parameters(), self.config.lr, self.config.betas)
+        self.optimizers = {"vae": self.opt}
+        fixed = torch.Generator().manual_seed(self.config.seed + 2)
+        self.fixed_noise = torch.randn(self.config.n_samples, vae.latent_dim, generator=fixed).to(self.device)
+
+    @classmethod
+    def _from_models(cls, models, data, config, callbacks):
+        return cls(models["vae"], data, config, callbacks)
+
+    def draw_inputs(self) -> VAEStepInputs:
+        x, _ = self.next_batch()
+        eps = torch.randn(x.shape[0], self.vae.latent_dim, device=self.device, generator=self.noise_gen)
+        return VAEStepInputs(x, eps)
+
+    def train_step(self, inputs: VAEStepInputs) -> dict[str, torch.Tensor]:
+        with self.autocast:
+            loss, rec, kl = self.vae.negative_elbo(inputs.x, beta=self.config.beta, eps=inputs.eps)
+            loss = loss.mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.dist.distributed:
+            distributed.average_gradients(self.vae)
+        self.opt.step()
+        return {"loss": loss.detach(), "rec": rec.mean().detach(), "kl": kl.mean().detach()}
+
+    @torch.no_grad()
+    def evaluate(self, images: torch.Tensor, batch_size: int = 1000, seed: int = 0) -> float:
+        """Mean negative ELBO (nats per example) on ``images``, with a seeded single-sample estimate."""
+        if len(images) == 0:
+            raise ValueError("evaluate() needs at least one image; got an empty tensor")
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        total = 0.0
+        with eval_mode(self.vae):
+            for i in range(0, len(images), batch_size):
+                x = images[i:i + batch_size].to(self.device)
+                total += self.vae.negative_elbo(x, generator=gen)[0].sum().item()
+        return total / len(images)
+
+    @torch.no_grad()
+    def sample(self, n: int | None = None, z: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
+        """Images E[x | z] in [-1, 1], z ~ N(0, I) from a CPU generator seeded with ``seed``."""
+        if z is None:
+            if n is not None and (not isinstance(n, int) or n < 1):
+                raise ValueError(f"n must be a positive integer (the number of samples); got {n!r}")
+            gen = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
+            z = torch.randn(n or self.config.n_samples, self.vae.latent_dim, generator=gen)
+        with eval_mode(self.vae):
+            return self.vae.decode_mean(z.to(self.device)).float()
+
+    def sample_fixed(self) -> torch.Tensor:
+        return self.sample(z=self.fixed_noise)
