@@ -136,7 +136,11 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m ganlib", description="Train GANs/VAEs and sample from checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    t = sub.add_parser("train", help="train a GAN or VAE; checkpoints go to --out")
+    t = sub.add_parser("train", help="train a GAN or VAE; checkpoints go to --out", description=(
+        "Train a GAN or VAE; options left out take the dataset's preset. With --resume, options that steer "
+        "training (steps, learning rates, loss, d-steps, penalties, EMA, logging, checkpoints, device and "
+        "speed flags) are applied; options that define the run (dataset, model, batch size, seed, latent "
+        "size, conditional, spectral norm) must match the checkpoint."))
     # default=None throughout: "not given" must be told apart from a value, for presets and --resume
     t.add_argument("--dataset", choices=IMAGES + tuple(TOY), required=True)
     t.add_argument("--model", choices=MODELS, help="default: mlp")
