@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+):
 #   make book   build the virtual environment if needed, execute the notebooks, build _build/html
-#   make test   pytest over tests/, nbval over every notebook in _toc.yml (timed), and a strict site build
+#   make test   pytest over tests/, nbval over every notebook in _toc.yml (timed), the strict site build,
+#               and every page of it in headless Chromium (tests/test_site.py)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 JB      := $(VENV)/bin/jupyter-book
@@ -30,7 +31,7 @@ book: $(STAMP)
 	$(JB) build . -W --keep-going
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/test_site.py
 	@# one nbval run per notebook, timed: the quick profile promises under a minute each
 	@mkdir -p _build && : > _build/notebook_times.txt
 	@for nb in $(NOTEBOOKS); do \
@@ -40,8 +41,9 @@ test: $(STAMP)
 	done
 	@echo "notebook run times (GANLIB_PROFILE=$${GANLIB_PROFILE:-auto}, nbval, including kernel start):"
 	@cat _build/notebook_times.txt
-	mkdir -p _build && $(PY) -c "import yaml; c = yaml.safe_load(open('_config.yml')); c['execute']['execute_notebooks'] = 'off'; yaml.safe_dump(c, open('_build/config-noexec.yml', 'w'))"
-	$(JB) build . --config _build/config-noexec.yml --path-output _build/check -W --keep-going
+	@# the site as readers get it (notebooks executed, warnings are errors), then read in a browser
+	$(JB) build . -W --keep-going
+	$(PY) -m pytest tests/test_site.py
 
 clean:
 	rm -rf _build

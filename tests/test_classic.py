@@ -224,3 +224,46 @@ def test_models_fit_score_and_sample_on_cuda_like_on_cpu(digits):
         assert sample.is_cuda and sample.shape == (5, 1, 8, 8)
     clf = GenerativeClassifier(BernoulliPixels).fit(x.cuda(), digits["y_train"].cuda())
     assert clf.predict(digits["bin_test"].cuda()).is_cuda
+
+
+def test_ridge_adds_lambda_to_every_eigenvalue_and_keeps_eigenvectors_and_covariances(digits):
+    """The chapter's claim about S + lambda I: a shift of the spectrum, not a move towards a diagonal."""
+    x, lam = digits["cont_train"], 0.005
+    model = GaussianPixels(ridge=lam).fit(x)
+    flat = x.flatten(1).double().numpy()
+    S = model.sample_covariance
+    assert np.allclose(S.numpy(), np.cov(flat.T, bias=True), atol=1e-12)
+    sigma = model.covariance()
+    evals, evecs = torch.linalg.eigh(S)
+    assert torch.allclose(torch.linalg.eigvalsh(sigma), evals + lam, atol=1e-10)
+    # the eigenvectors of S diagonalise Sigma with the shifted eigenvalues
+    assert torch.allclose(evecs.T @ sigma @ evecs, torch.diag(evals + lam), atol=1e-10)
+    off_diagonal = ~torch.eye(64, dtype=torch.bool)
+    assert torch.allclose(sigma[off_diagonal], S[off_diagonal], atol=1e-12)
+    # a shrinkage towards a diagonal would have moved the off-diagonal entries: they are far from 0
+    assert S[off_diagonal].abs().max() > 10 * lam
+    # probabilistic PCA's covariance() is the low-rank one it scores with
+    ppca = GaussianPixels(rank=3, ridge=lam).fit(x)
+    mvn = torch.distributions.MultivariateNormal(ppca.mean, covariance_matrix=ppca.covariance())
+    assert torch.allclose(ppca.log_prob(x[:5]).double(), mvn.log_prob(x[:5].flatten(1).double()), rtol=1e-5, atol=1e-3)
+
+
+def test_bernoulli_log_prob_fast_path_and_unsmoothed_estimate(digits):
+    x, test = digits["bin_train"], digits["bin_test"]
+    smoothed = BernoulliPixels(alpha=1).fit(x)
+    flat, mu = test.flatten(1), smoothed.probs
+    by_logs = (torch.xlogy(flat, mu) + torch.xlogy(1 - flat, 1 - mu)).sum(1)  # eq. (generative-bernoulli)
+    assert torch.allclose(smoothed.log_prob(test), by_logs, rtol=1e-5, atol=1e-4)
+    # alpha=0: probabilities of exactly 0 and 1, so the elementwise path: -inf only for test images that
+    # light a pixel never lit in training, and every training image finite
+    x = x.clone()
+    x[:, 0, 0, 0] = 0.0  # a corner pixel never lit in training
+    mle = BernoulliPixels(alpha=0).fit(x)
+    assert mle.probs[0] == 0
+    test = test[:20].clone()
+    test[:5, 0, 0, 0] = 1.0  # five test images light it
+    scores = mle.log_prob(test)
+    flat = test.flatten(1)
+    impossible = ((flat == 1) & (mle.probs == 0)).any(1) | ((flat == 0) & (mle.probs == 1)).any(1)
+    assert torch.equal(torch.isinf(scores), impossible) and bool(impossible[:5].all())
+    assert torch.isfinite(mle.log_prob(x)).all()

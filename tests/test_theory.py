@@ -211,3 +211,122 @@ def test_self_checks_agree_with_the_numerics(capsys):
     assert selfcheck.check_training_real_samples(5 * 64 * 1000)
     assert not selfcheck.check_training_real_samples(64 * 1000)
     assert "Not yet" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- fitting one Gaussian to two modes
+
+MODE_SD = 0.6  # the chapter's mode width
+
+
+def _jsd_grid_search(p_data, mus, sigmas):
+    """The smallest JSD over a (mu, sigma) grid, refined once around the best cell: (jsd, mu, sigma).
+
+    An independent reference for fit_gaussian: only theory.jensen_shannon and a brute-force search.
+    """
+    def search(ms, ss):
+        return min((theory.jensen_shannon(p_data, gauss(m, s), X), m, s) for m in ms for s in ss)
+
+    _, m, s = search(mus, sigmas)
+    dm, ds = mus[1] - mus[0], sigmas[1] - sigmas[0]
+    return search(np.linspace(m - dm, m + dm, 21), np.linspace(s - ds, s + ds, 21))
+
+
+@pytest.mark.parametrize("modes", [2.0, 3.0])
+def test_jsd_fit_spreads_over_close_modes_but_sits_on_one_of_distant_modes(modes):
+    bimodal = theory.mixture_pdf(X, [-modes, modes], MODE_SD)
+    mean, std, jsd = theory.fit_gaussian(bimodal, X, "jsd", return_objective=True)
+    best, best_mu, best_sigma = _jsd_grid_search(bimodal, np.linspace(-4, 4, 41), np.linspace(0.3, 3.9, 37))
+    # the fit is the global optimum: as low as the brute-force search (which it may beat slightly)
+    assert jsd == pytest.approx(theory.jensen_shannon(bimodal, gauss(mean, std), X), abs=1e-9)
+    assert best - 2e-5 < jsd <= best + 1e-9
+    # the best Gaussian centred between the modes, searched over sigma alone
+    _, centred_sd, centred_jsd = theory.fit_gaussian(bimodal, X, "jsd", mean=0.0, return_objective=True)
+    centred_best = min(theory.jensen_shannon(bimodal, gauss(0.0, s), X) for s in np.linspace(0.5, 5, 901))
+    assert centred_best - 1e-5 < centred_jsd <= centred_best + 1e-9
+    if modes == 2.0:  # close modes: the optimum is the wide Gaussian centred between them
+        assert abs(mean) < 0.05 and std > 1.8 and abs(best_mu) < 0.05
+        assert jsd == pytest.approx(centred_jsd, abs=1e-6) and std == pytest.approx(centred_sd, abs=1e-3)
+    else:  # distant modes: the optimum sits on one mode and beats the wide fit clearly
+        assert abs(abs(mean) - modes) < 0.15 and std < 1.0 and abs(abs(best_mu) - modes) < 0.25
+        assert centred_jsd > jsd + 0.02
+        # closed form for modes that (almost) do not overlap: q = one mode exactly gives
+        # m = 3/4 of that mode + 1/4 of the other, so JSD = (1/2)(1/2 log(4/3) + log(4/3)) = 3/4 log(4/3)
+        assert jsd == pytest.approx(0.75 * math.log(4 / 3), abs=1e-4)
+        # the values reported in the review (issue 12), which the brute-force search reproduces
+        assert best == pytest.approx(0.216, abs=2e-3) and centred_best == pytest.approx(0.255, abs=2e-3)
+
+
+@pytest.mark.parametrize("sd", [0.05, 0.02])
+def test_fit_gaussian_is_finite_for_narrow_modes(sd):
+    # between modes at +-3 of width 0.05 or less, the mixture's density underflows to exactly 0 in
+    # float64, so a divergence taken from densities alone is inf for a Gaussian spread over both
+    bimodal = theory.mixture_pdf(X, [-3.0, 3.0], sd)
+    assert np.any((bimodal == 0) & (np.abs(X) < 1))
+    log_bimodal = theory.mixture_logpdf(X, [-3.0, 3.0], sd)
+    for log_p in (None, log_bimodal):
+        for objective in ("jsd", "nonsaturating", "forward_kl", "reverse_kl"):
+            mean, std, value = theory.fit_gaussian(bimodal, X, objective, log_p_data=log_p, return_objective=True)
+            assert math.isfinite(value) and math.isfinite(mean) and std > 0, (objective, log_p is None)
+            if objective == "forward_kl":
+                # maximum likelihood matches the moments: mean 0, variance 3^2 + sd^2
+                assert mean == pytest.approx(0.0, abs=1e-3) and std == pytest.approx(math.hypot(3, sd), rel=1e-3)
+            else:  # mode-seeking, and so is the JSD for modes this far apart: one mode, closely
+                assert abs(mean) == pytest.approx(3.0, abs=0.02) and std == pytest.approx(sd, rel=0.1), objective
+            if objective == "reverse_kl":  # on one mode of weight 1/2, KL(N || N/2 + far mode) = log 2
+                assert value == pytest.approx(math.log(2), abs=1e-3)
+
+
+def test_fit_gaussian_raises_instead_of_returning_an_infinite_objective(monkeypatch):
+    monkeypatch.setattr(theory, "_objective_from_logs", lambda *args: math.inf)
+    with pytest.raises(ValueError, match="no Gaussian with a finite jsd"):
+        theory.fit_gaussian(gauss(0, 1), X, "jsd")
+
+
+def test_mixture_logpdf_is_the_log_of_the_mixture_and_stays_finite():
+    p, log_p = theory.mixture_pdf(X, [-3, 3], 0.6), theory.mixture_logpdf(X, [-3, 3], 0.6)
+    mask = p > 1e-300
+    np.testing.assert_allclose(log_p[mask], np.log(p[mask]), rtol=1e-10)
+    narrow = theory.mixture_logpdf(X, [-3, 3], 0.02)
+    assert np.all(np.isfinite(narrow))
+    # at x = 0 both modes are 150 std away: log(2 * 0.5 * N(150 std)) exactly
+    assert narrow[np.argmin(np.abs(X))] == pytest.approx(-0.5 * 150**2 - math.log(0.02 * math.sqrt(2 * math.pi)))
+
+
+def test_describe_fit_words():
+    assert theory.describe_fit(0.0, 2.1, [-2, 2]) == "over both modes"
+    assert theory.describe_fit(0.0, 2.1, [-2, 0, 2]) == "over all modes"
+    assert theory.describe_fit(0.1, 0.5, [0]) == "on one mode"
+    assert theory.describe_fit(2.9, 0.6, [-3, 3]) == "on one mode"
+    assert theory.describe_fit(0.0, 1.0, [-3, 3]) == "between the modes"
+    assert theory.describe_fit(0.0, 2.5, [-4, -2, 2, 4]) == "over some modes"
+
+
+def test_estimate_value_standard_error_is_that_of_two_sample_means():
+    d_net = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        d_net.weight.fill_(1.5)
+        d_net.bias.fill_(-0.5)
+    gen = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(400, 1, generator=gen) + 1, torch.randn(300, 1, generator=gen)
+    value, stderr = theory.estimate_value(d_net, real, fake, return_stderr=True)
+    logit_r, logit_f = (1.5 * real - 0.5).double().numpy().ravel(), (1.5 * fake - 0.5).double().numpy().ravel()
+    on_real, on_fake = -np.logaddexp(0, -logit_r), -np.logaddexp(0, logit_f)  # log D, log(1 - D)
+    assert value == pytest.approx(on_real.mean() + on_fake.mean(), rel=1e-6)
+    assert stderr == pytest.approx(math.sqrt(on_real.var(ddof=1) / 400 + on_fake.var(ddof=1) / 300), rel=1e-6)
+    assert theory.estimate_value(d_net, real, fake) == pytest.approx(value, rel=1e-12)
+
+
+def test_nonsaturating_loss_needs_its_minus_sign():
+    """min_G -E[log D(G(z))] raises D(G(z)); the source's min_G E[log D(G(z))] would lower it."""
+    from ganlib.losses import generator_loss
+
+    for loss_fn, direction in [(lambda l: generator_loss("nonsaturating", l), +1),
+                               (lambda l: torch.nn.functional.logsigmoid(l).mean(), -1)]:
+        logits = torch.tensor([-3.0, -1.0, 0.5], requires_grad=True)  # D's logits on three samples
+        loss_fn(logits).backward()
+        stepped = logits.detach() - 0.1 * logits.grad  # one gradient-descent step on the loss
+        assert bool((direction * (torch.sigmoid(stepped) - torch.sigmoid(logits.detach())) > 0).all())
+    # and the non-saturating loss is -E[log D(G(z))] exactly
+    logits = torch.tensor([-3.0, -1.0, 0.5])
+    assert generator_loss("nonsaturating", logits).item() == pytest.approx(
+        -torch.nn.functional.logsigmoid(logits).mean().item(), rel=1e-6)

@@ -10,11 +10,14 @@ One chapter's helpers:
   experiments  "Losses": the mode-collapse experiment (python -m ganlib.chapters.experiments) and
                the chapter's demonstration runs (saturation, critic objectives, the Markov-chain loss)
   pacgan       "Losses": PacGAN's packed discriminator, the anti-collapse configuration
+  dirac        "Losses": the Dirac-GAN of Mescheder et al. 2018 (simultaneous/alternating steps, R1)
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter
   plots        image grids, densities with D(x), 2D scatter plots
+  figures      figures drawn from code: the GAN schematic (data and gradient flow)
   animation    a 2D GAN animated while it trains (a trainer callback plus a to_jshtml player)
+  interactive  a widget for a live kernel and its static counterpart for the site, in one output
 
 The submodules are imported on use (``from ganlib.chapters import theory``), so importing the
 package does not load matplotlib.

@@ -17,6 +17,7 @@ Example::
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,6 +152,9 @@ def animate_training(recorder: SnapshotRecorder, real=None, figsize=(4.0, 4.0), 
     return anim
 
 
+_CDN_STYLESHEET = re.compile(r'<link[^>]*href="https?://[^"]*"[^>]*>\s*')
+
+
 def animation_html(anim, embed_limit_mb: float = 10.0, default_mode: str = "loop") -> str:
     """Self-contained HTML for ``anim`` (``to_jshtml``): plays in a notebook and on a static site.
 
@@ -161,6 +165,9 @@ def animation_html(anim, embed_limit_mb: float = 10.0, default_mode: str = "loop
 
     with matplotlib.rc_context({"animation.embed_limit": embed_limit_mb}):
         html = anim.to_jshtml(default_mode=default_mode)
+    # matplotlib links Font Awesome 4 from a CDN for the player's button icons; the book's site
+    # serves Font Awesome itself (the theme's), and a page must load nothing from another host
+    html = _CDN_STYLESHEET.sub("", html)
     # Past the limit matplotlib drops the remaining frames with only a log message; make it an error.
     embedded = html.count('"data:image/')
     expected = getattr(anim, "n_frames", embedded)

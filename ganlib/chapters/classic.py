@@ -157,6 +157,11 @@ class BernoulliPixels(_PixelModel):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         flat = self._check_fitted(x)
         _check_binary(flat, "BernoulliPixels")
+        if bool(((self.probs > 0) & (self.probs < 1)).all()):
+            # the same sum as one matrix product, x . log(mu / (1 - mu)) + sum log(1 - mu): many times
+            # faster than D elementwise logs per image when a classifier scores every test image 10 times
+            log_on, log_off = self.probs.log(), torch.log1p(-self.probs)
+            return flat @ (log_on - log_off) + log_off.sum()
         # xlogy gives 0 * log 0 = 0, so alpha=0 still scores the training images finitely
         return (torch.xlogy(flat, self.probs) + torch.xlogy(1 - flat, 1 - self.probs)).sum(1)
 
@@ -183,9 +188,10 @@ class GaussianPixels(_PixelModel):
     :math:`S = \frac1N \sum_n (x_n - \mu)(x_n - \mu)^\top`, then
 
     * ``rank=None`` (full covariance): :math:`\Sigma = S + \lambda I` with the ridge
-      :math:`\lambda` = ``ridge``. Pixels that never change (the image border) make :math:`S`
-      singular; the ridge keeps :math:`\Sigma` invertible and stops the density from spiking
-      on directions the training set happened not to vary in.
+      :math:`\lambda` = ``ridge``, which adds :math:`\lambda` to every eigenvalue of :math:`S` and
+      keeps its eigenvectors (and off-diagonal entries). Pixels that never change (the image
+      border) make :math:`S` singular; the ridge keeps :math:`\Sigma` invertible and stops the
+      density from spiking on directions the training set happened not to vary in.
     * ``rank=k`` (probabilistic PCA, Tipping & Bishop 1999): :math:`\Sigma = W W^\top + \sigma^2 I`
       with :math:`W = U_k (\Lambda_k - \sigma^2 I)^{1/2}` from the top-``k`` eigenpairs of
       :math:`S` and :math:`\sigma^2` the mean of the other eigenvalues (plus ``ridge``): the
@@ -212,6 +218,7 @@ class GaussianPixels(_PixelModel):
         self.mean = flat.mean(0)
         centred = flat - self.mean
         cov = centred.T @ centred / n
+        self.sample_covariance = cov  # S, kept to compare with the fitted covariance()
         eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
         if self.rank is None:
             self.scale_tril = torch.linalg.cholesky(cov + self.ridge * eye)
@@ -224,6 +231,18 @@ class GaussianPixels(_PixelModel):
             self.cov_factor = evecs[:, :k] * (evals[:k] - self.noise_var).clamp_min(0).sqrt()
             self.scale_tril = None
         return self
+
+    def covariance(self) -> torch.Tensor:
+        r"""The fitted :math:`\Sigma` (float64, (D, D)), rebuilt from the factors the model samples and scores with.
+
+        Full: :math:`L L^\top = S + \lambda I`, i.e. :math:`S` with :math:`\lambda` added to every eigenvalue
+        (same eigenvectors, same off-diagonal entries). Low rank: :math:`W W^\top + \sigma^2 I`.
+        """
+        self._check_fitted()
+        if self.rank is None:
+            return self.scale_tril @ self.scale_tril.T
+        eye = torch.eye(self.mean.numel(), dtype=self.mean.dtype, device=self.mean.device)
+        return self.cov_factor @ self.cov_factor.T + self.noise_var * eye
 
     def distribution(self) -> torch.distributions.Distribution:
         """The fitted Gaussian as a ``torch.distributions`` object (float64)."""
@@ -318,8 +337,9 @@ class MarkovPixels(_PixelModel):
         for _ in range(self.steps):
             idx = torch.randint(n, (batch,), generator=gen).to(flat.device)
             xb = flat[idx]
-            nll = F.binary_cross_entropy_with_logits(self.conditional_logits(xb), xb, reduction="sum") / batch
-            loss = nll + self.l2 * (self.weight * self.mask).square().sum()
+            masked = self.weight * self.mask  # once per step, shared by the loss and the penalty
+            nll = F.binary_cross_entropy_with_logits(F.linear(xb, masked, self.bias), xb, reduction="sum") / batch
+            loss = nll + self.l2 * masked.square().sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

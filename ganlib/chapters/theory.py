@@ -7,7 +7,8 @@ the mass of both densities and fine enough to resolve them (e.g. ``np.linspace(-
 
 * closed forms on a grid: :func:`optimal_discriminator`, :func:`value_function`,
   :func:`kl_divergence`, :func:`jensen_shannon`, :func:`value_at_optimum`,
-  :func:`nonsaturating_objective`, :func:`fit_gaussian`;
+  :func:`nonsaturating_objective`, :func:`fit_gaussian` (with :func:`gaussian_logpdf` and
+  :func:`mixture_logpdf` for densities that underflow, and :func:`describe_fit` to put a fit in words);
 * the same with networks and samples: :func:`train_discriminator` trains D to convergence
   against a fixed generator, :func:`discriminator_probability` evaluates it on a grid,
   :func:`estimate_value` is the Monte-Carlo estimate of V(D, G);
@@ -37,7 +38,8 @@ _UNDERFLOW = 1e-250  # densities below this are treated as float64 underflow noi
 __all__ = [
     "LOG4", "gaussian_pdf", "mixture_pdf", "optimal_discriminator", "value_function",
     "kl_divergence", "jensen_shannon", "value_at_optimum", "nonsaturating_objective",
-    "fit_gaussian", "train_discriminator", "discriminator_probability", "estimate_value",
+    "gaussian_logpdf", "mixture_logpdf", "fit_gaussian", "describe_fit", "train_discriminator",
+    "discriminator_probability", "estimate_value",
 ]
 
 # ----------------------------------------------------------------------------- densities on a grid
@@ -188,14 +190,101 @@ _OBJECTIVES: dict[str, Callable] = {
 }
 
 
-def fit_gaussian(p_data, x, objective: str = "jsd", init=None) -> tuple[float, float]:
+def gaussian_logpdf(x, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
+    """log N(x; mean, std^2), finite everywhere (the density itself underflows to 0 beyond ~38 std)."""
+    if std <= 0:
+        raise ValueError(f"std must be positive, got {std}")
+    x = np.asarray(x, dtype=np.float64)
+    return -0.5 * ((x - mean) / std) ** 2 - math.log(std * math.sqrt(2 * math.pi))
+
+
+def mixture_logpdf(x, means, stds, weights=None) -> np.ndarray:
+    """log of :func:`mixture_pdf`, by log-sum-exp: finite in the gaps where the density underflows."""
+    means = np.atleast_1d(np.asarray(means, dtype=np.float64))
+    stds = np.broadcast_to(np.atleast_1d(stds), means.shape)
+    if weights is None:
+        weights = np.full(len(means), 1.0 / len(means))
+    weights = np.asarray(weights, dtype=np.float64)
+    if len(weights) != len(means) or not math.isclose(weights.sum(), 1.0, rel_tol=1e-6) or np.any(weights <= 0):
+        raise ValueError(f"weights must be {len(means)} positive numbers that sum to 1, got {weights}")
+    terms = np.stack([math.log(w) + gaussian_logpdf(x, m, s) for w, m, s in zip(weights, means, stds)])
+    top = terms.max(0)
+    return top + np.log(np.exp(terms - top).sum(0))
+
+
+def _kl_from_logs(p, log_p, log_q, x) -> float:
+    """KL(p || q) = integral of p (log p - log q) with 0 log 0 = 0, from log densities (no underflowed ratio)."""
+    with np.errstate(invalid="ignore"):
+        return float(np.trapezoid(np.where(p > 0, p * (log_p - log_q), 0.0), x))
+
+
+def _jsd_from_logs(p, log_p, q, log_q, x) -> float:
+    """eq. (gan-math-jsd) from log densities: (1/2) integral of p log(2p/(p+q)) + q log(2q/(p+q))."""
+    log_sum = np.logaddexp(log_p, log_q)  # log(p + q), finite wherever either log density is
+    return 0.5 * (_kl_from_logs(p, log_p, log_sum, x) + _kl_from_logs(q, log_q, log_sum, x)) + math.log(2.0) * (
+        0.5 * float(np.trapezoid(p + q, x)))
+
+
+def _objective_from_logs(objective: str, log_p, log_q, x) -> float:
+    """The objectives of :data:`_OBJECTIVES` between p_data = exp(log_p) and a model q = exp(log_q).
+
+    The same integrals as :func:`jensen_shannon` and :func:`kl_divergence`, but every log ratio is a
+    difference of log densities, so a density that underflows to 0 in float64 no longer turns a large
+    but finite divergence into inf (only a log density of -inf does).
+    """
+    p, q = np.exp(log_p), np.exp(log_q)
+    if objective == "jsd":
+        return _jsd_from_logs(p, log_p, q, log_q, x)
+    if objective == "forward_kl":
+        return _kl_from_logs(p, log_p, log_q, x)
+    reverse = _kl_from_logs(q, log_q, log_p, x)
+    if objective == "reverse_kl":
+        return reverse
+    return reverse - 2.0 * _jsd_from_logs(p, log_p, q, log_q, x)  # nonsaturating, eq. (gan-math-ns-effective)
+
+
+def _mode_starts(p, x, max_modes: int = 8):
+    """(mean, std) of each mode of ``p``: the moments of ``p`` within each basin between local minima.
+
+    Only maxima above 1e-3 of the highest count, and the ``max_modes`` highest are kept.
+    """
+    interior = np.flatnonzero((p[1:-1] > p[:-2]) & (p[1:-1] >= p[2:])) + 1
+    peaks = [i for i in interior if p[i] > 1e-3 * p.max()]
+    peaks = sorted(sorted(peaks, key=lambda i: -p[i])[:max_modes])
+    starts = []
+    for k, i in enumerate(peaks):
+        lo = 0 if k == 0 else peaks[k - 1] + int(np.argmin(p[peaks[k - 1]:i + 1]))
+        hi = len(x) - 1 if k == len(peaks) - 1 else i + int(np.argmin(p[i:peaks[k + 1] + 1]))
+        xs, ps = x[lo:hi + 1], p[lo:hi + 1]
+        mass = np.trapezoid(ps, xs)
+        if mass <= 0:
+            continue
+        m = np.trapezoid(xs * ps, xs) / mass
+        s = math.sqrt(max(np.trapezoid((xs - m) ** 2 * ps, xs) / mass, (x[1] - x[0]) ** 2))
+        starts.append((float(m), s))
+    return starts
+
+
+def fit_gaussian(p_data, x, objective: str = "jsd", init=None, *, mean: float | None = None,
+                 log_p_data=None, return_objective: bool = False):
     """The Gaussian N(mean, std^2) that minimises ``objective`` to ``p_data``; returns (mean, std).
 
-    ``objective`` is ``"jsd"`` (the minimax game at its optimal D), ``"nonsaturating"``
-    (:func:`nonsaturating_objective`), ``"forward_kl"`` (maximum likelihood) or ``"reverse_kl"``.
-    Fitting one Gaussian to a bimodal ``p_data`` shows where each objective settles when the model
-    cannot represent the data. The search (Nelder-Mead) starts from each of a few initial points,
-    ``init`` (a (mean, std) pair) plus the moments of ``p_data``, and keeps the best.
+    ``objective`` is ``"jsd"`` (the minimax game at its optimal D, eq. (gan-math-v-jsd)),
+    ``"nonsaturating"`` (:func:`nonsaturating_objective`, eq. (gan-math-ns-effective)), ``"forward_kl"``
+    (maximum likelihood) or ``"reverse_kl"``. Fitting one Gaussian to a bimodal ``p_data`` shows
+    where each objective settles when the model cannot represent the data.
+
+    The search is a Nelder-Mead minimisation over (mean, log std) from several starts, keeping the
+    best finite result: ``init`` (a (mean, std) pair) if given, the moments of ``p_data``, and the
+    moments of each of its modes (so a fit on one mode is always among the candidates: for narrow,
+    well separated modes the JSD and reverse-KL optima lie there, and a start at the overall
+    moments would not find them). The objectives are integrated from log densities: the model's is
+    exact, and ``log_p_data`` (e.g. :func:`mixture_logpdf`) can give the data's; without it,
+    log(p_data) is used, which is -inf wherever ``p_data`` underflowed to 0, so a reverse KL that
+    puts model mass there is inf and such points are avoided. With ``mean`` given, only the std is
+    fitted (e.g. the best Gaussian centred between two modes). With ``return_objective=True`` the
+    result is (mean, std, objective value). Never returns a non-finite objective: raises
+    ``ValueError`` if no start leads to a finite one.
     """
     from scipy.optimize import minimize  # on use: scipy loads slowly, and only this fit needs it
 
@@ -203,24 +292,69 @@ def fit_gaussian(p_data, x, objective: str = "jsd", init=None) -> tuple[float, f
         raise ValueError(f"unknown objective {objective!r}; choose one of {sorted(_OBJECTIVES)}")
     x, (p_data,) = _check_grid(x, p_data, names=("p_data",))
     _check_density("p_data", p_data)
-    f = _OBJECTIVES[objective]
     mass = np.trapezoid(p_data, x)
-    mean = np.trapezoid(x * p_data, x) / mass
-    std = math.sqrt(max(np.trapezoid((x - mean) ** 2 * p_data, x) / mass, 1e-12))
-    # The moments, plus a narrow start at each of the two halves: the non-saturating and
-    # reverse-KL objectives have a local optimum on each mode.
-    starts = [(mean, std), (mean - std / 2, std / 3), (mean + std / 2, std / 3)]
-    if init is not None:
-        starts.insert(0, tuple(init))
+    if not mass > 0:
+        raise ValueError("p_data has no mass on the grid x; evaluate it on a grid that covers it")
+    if log_p_data is None:
+        with np.errstate(divide="ignore"):
+            log_p_data = np.log(p_data)
+    else:
+        _, (log_p_data,) = _check_grid(x, log_p_data, names=("log_p_data",))
+        if not np.allclose(np.exp(log_p_data), p_data, rtol=1e-6, atol=1e-300):
+            raise ValueError("log_p_data must be the log of p_data on the same grid")
+    m0 = np.trapezoid(x * p_data, x) / mass
+    s0 = math.sqrt(max(np.trapezoid((x - m0) ** 2 * p_data, x) / mass, (x[1] - x[0]) ** 2))
+    starts = ([tuple(map(float, init))] if init is not None else []) + [(m0, s0)] + _mode_starts(p_data, x)
+    if mean is not None:
+        starts = [(float(mean), s) for _, s in starts]
+
+    def value(m, log_s):
+        return _objective_from_logs(objective, log_p_data, gaussian_logpdf(x, m, math.exp(log_s)), x)
+
+    def unpack(theta):
+        return (theta[0], theta[1]) if mean is None else (float(mean), theta[0])
 
     def loss(theta):
-        value = f(p_data, gaussian_pdf(x, theta[0], math.exp(theta[1])), x)
-        return value if math.isfinite(value) else 1e6
+        m, log_s = unpack(theta)
+        if not abs(log_s) < 50:  # a std of e^50 or e^-50: far outside any grid, and exp() may overflow
+            return 1e300
+        v = value(m, log_s)
+        # inf (model mass where log p_data = -inf): a wall that the simplex steps back from
+        return v if math.isfinite(v) else 1e300
 
-    best = min((minimize(loss, (m, math.log(s)), method="Nelder-Mead",
-                         options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 2000}) for m, s in starts),
-               key=lambda r: r.fun)
-    return float(best.x[0]), float(math.exp(best.x[1]))
+    results = []
+    for m, s in starts:
+        theta0 = [m, math.log(s)] if mean is None else [math.log(s)]
+        with np.errstate(over="ignore", under="ignore"):
+            r = minimize(loss, theta0, method="Nelder-Mead",
+                         options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 4000})
+        m_fit, log_s_fit = unpack(r.x)
+        if not abs(log_s_fit) < 50:
+            continue
+        v = value(m_fit, log_s_fit)
+        if math.isfinite(v):
+            results.append((v, m_fit, math.exp(log_s_fit)))
+    if not results:
+        raise ValueError(f"no Gaussian with a finite {objective} to p_data was found from the starts "
+                         f"{[(round(m, 3), round(s, 3)) for m, s in starts]}; if p_data underflows to 0 "
+                         "on the grid, pass its log density as log_p_data (e.g. theory.mixture_logpdf)")
+    v, m_fit, s_fit = min(results)
+    return (float(m_fit), float(s_fit), float(v)) if return_objective else (float(m_fit), float(s_fit))
+
+
+def describe_fit(mean: float, std: float, modes) -> str:
+    """Where a fitted Gaussian sits relative to the ``modes`` (their centres), in words.
+
+    A mode counts as covered when its centre lies within one std of the fit's mean. Returns
+    ``"on one mode"`` (exactly one covered), ``"over both modes"`` / ``"over all modes"`` (all of
+    two / of more covered), ``"over some modes"`` or ``"between the modes"`` (none covered). Used to
+    generate the chapter's description of each fit from the fitted numbers.
+    """
+    modes = np.atleast_1d(np.asarray(modes, dtype=np.float64))
+    covered = int(np.sum(np.abs(modes - mean) <= std))
+    if covered == len(modes) and len(modes) > 1:
+        return "over both modes" if len(modes) == 2 else "over all modes"
+    return {0: "between the modes", 1: "on one mode"}.get(covered, "over some modes")
 
 
 # ----------------------------------------------------------------------------- networks and samples
@@ -298,9 +432,19 @@ def discriminator_probability(discriminator: torch.nn.Module, x) -> np.ndarray:
 
 
 @torch.no_grad()
-def estimate_value(discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
-    """Monte-Carlo V(D, G): mean log D(real) + mean log(1 - D(fake)), eq. (gan-math-value), from samples."""
+def estimate_value(discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                   return_stderr: bool = False):
+    """Monte-Carlo V(D, G): mean log D(real) + mean log(1 - D(fake)), eq. (gan-math-value), from samples.
+
+    With ``return_stderr=True`` returns (estimate, standard error), the error of the two independent
+    sample means added in quadrature: sqrt(var_real / n_real + var_fake / n_fake).
+    """
     import torch.nn.functional as F
 
     lr, lf = discriminator(real.float()).reshape(-1), discriminator(fake.float()).reshape(-1)
-    return float(F.logsigmoid(lr).mean() + F.logsigmoid(-lf).mean())
+    on_real, on_fake = F.logsigmoid(lr).double(), F.logsigmoid(-lf).double()
+    estimate = float(on_real.mean() + on_fake.mean())
+    if not return_stderr:
+        return estimate
+    stderr = math.sqrt(float(on_real.var() / len(on_real) + on_fake.var() / len(on_fake)))
+    return estimate, stderr
