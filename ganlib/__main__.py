@@ -295,7 +295,7 @@ def resume_overrides(args, state: dict, path: Path) -> dict:
     wanted_vae = (args.model or recorded.get("model", "mlp")) in VAE_MODELS
     if (kind == "VAETrainer") != wanted_vae:
         raise UsageError(f"--resume: {path} holds a {'VAE' if kind == 'VAETrainer' else 'GAN'} run "
-                         f"(model {recorded.get('model', '?')!r}); this command asks for --model {args.model}. "
+                         f"(model {recorded.get('model', '?')!r}); this command asks for --model {args.model or 'mlp'}. "
                          f"Resume with --model {recorded.get('model', '?')}, or start a new run in another --out")
     config = state["config"]
     checkpoint_values = {**recorded, "batch_size": config["batch_size"], "seed": config["seed"]}
@@ -317,15 +317,15 @@ def build_trainer(args, callbacks=()):
         if not ckpt.exists():
             raise UsageError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
         state = load_checkpoint(ckpt)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
+        if not isinstance(state, dict) or state.get("format") != FORMAT:  # before reading its config below
             raise UsageError(f"--resume: {ckpt} is not a ganlib trainer checkpoint")
         overrides = resume_overrides(args, state, ckpt)
         check_writable(out)
         run = state.get("run") or {}
         cls = VAETrainer if state["kind"] == "VAETrainer" else GANTrainer
         data = load_data(run.get("dataset", args.dataset))
-        trainer = cls.from_checkpoint(ckpt, data, callbacks, **overrides, checkpoint_path=str(ckpt))
-        trainer.run_info = run or {"dataset": args.dataset}
+        trainer = cls.from_state(state, data, callbacks, source=ckpt, **overrides, checkpoint_path=str(ckpt))
+        trainer.run_info = trainer.run_info or {"dataset": args.dataset}  # older checkpoints record no run
         return trainer
     run = run_settings(args)
     is_vae = run["model"] in VAE_MODELS

@@ -163,8 +163,6 @@ def wrap_ddp(module: nn.Module, device: torch.device, sync_bn: bool = False) -> 
     return ddp(module, device_ids=ids, **no_buffer_sync)
 
 
-
-
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True if ``flag`` is true on any rank (an all-reduce; a plain ``bool`` when not distributed)."""
     if not is_distributed():
@@ -174,14 +172,10 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-
-
 def cleanup() -> None:
     """Leave the process group if this process joined one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
 
 
 def broadcast_parameters(module: nn.Module) -> None:

@@ -16,6 +16,8 @@ import random
 import numpy as np
 import torch
 
+from . import __version__  # bound in ganlib/__init__.py before it imports this module
+
 PROFILES = ("quick", "full")
 
 
@@ -69,8 +71,6 @@ def describe_environment(device: str | torch.device | None = None) -> str:
 
     dev = default_device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
-    from . import __version__  # here, not at the top: ganlib/__init__.py imports this module
-
     return (
         f"profile={profile()} | device={dev} ({name}) | python {platform.python_version()} | "
         f"torch {torch.__version__} | torchvision {torchvision.__version__} | "

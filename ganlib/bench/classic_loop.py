@@ -5,8 +5,6 @@ so that (b) and (c) are timed against the code most readers start from.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
@@ -21,7 +19,6 @@ MNIST_TRAIN_SIZE = 60_000
 
 def mnist_tensors(device="cpu", allow_random: bool = True):
     """``(images in [-1, 1], source description)``: MNIST if on disk, else random stand-ins."""
-
     try:
         images, _ = load_mnist("train", download=False)
         return images.to(device), f"MNIST train (60,000 images from {data_root()})"

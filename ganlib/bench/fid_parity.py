@@ -33,7 +33,6 @@ def full_fp32(enabled: bool = True):
 
 def fid_parity(args, argv) -> dict:
     """Train fp32 eager and the fast path from the same seed; compare their MNIST FIDs."""
-
     device = default_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)

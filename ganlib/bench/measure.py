@@ -80,10 +80,6 @@ def versions_line() -> str:
             f"torchvision {torchvision.__version__} | ganlib {__version__}{cuda}")
 
 
-
-
-
-
 def write_section(path, title: str, body: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ VERSIONS = {"a": "classic loop", "b": "ganlib default", "c": "ganlib fast"}
 
 def ganlib_config(version: str, batch_size: int, device, compile_mode=None, seed: int = 0, cuda_graph: bool = False):
     """The GANConfig of version ``"b"`` (defaults) or ``"c"`` (the fast path)."""
-
     base = dict(batch_size=batch_size, device=str(device), seed=seed, progress=False, steps=0)
     if version == "b":
         return GANConfig(**base)
@@ -39,7 +38,6 @@ def ganlib_trainer(version: str, images: torch.Tensor, batch_size: int, device, 
 
 def trainer_runner(trainer):
     """A function that trains ``n`` more steps through ``fit()`` (the code path users run)."""
-
     def run(n: int) -> None:
         trainer.config.steps = trainer.step + n
         trainer.fit()
@@ -65,7 +63,6 @@ def fast_settings(cuda_graph: str, compile_flag: str, device) -> list[tuple[bool
     compiling, then torch.compile's own CUDA graphs ("reduce-overhead"), then plain eager. A later
     setting is only tried when building or warming up an earlier one fails. On the CPU: compile.
     """
-
     cuda = torch.device(device).type == "cuda"
     graphs = {"auto": [True, False] if cuda else [False], "on": [True], "off": [False]}[cuda_graph]
     candidates = []
@@ -87,7 +84,6 @@ def fast_settings(cuda_graph: str, compile_flag: str, device) -> list[tuple[bool
 @dataclass
 class Prepared:
     """A version built and warmed up, ready to be timed."""
-
     version: str
     run: object  # run(n): train n more steps
     flops_per_image: float
@@ -170,7 +166,6 @@ def ratios_line(results: list[Result]) -> str:
 
 
 def throughput(args, argv) -> list[Result]:
-
     args.device = str(default_device(args.device))
     device = torch.device(args.device)
     if args.threads:

@@ -96,7 +96,6 @@ DATASETS = {"ring": gaussian_ring, "grid": gaussian_grid}
 @dataclass
 class Setup:
     """Architecture and budget shared by every configuration (one profile)."""
-
     steps: int = 3000
     batch_size: int = 128           # samples per D batch; with packing, groups of `pack` samples
     latent_dim: int = 2
@@ -123,7 +122,6 @@ PROFILES = {
 
 def build_models(config: dict, setup: Setup, dim: int = 2):
     """The generator and (possibly packed) discriminator for one configuration."""
-
     pack = int(config.get("pack", 1))
     G = MLPGenerator(setup.latent_dim, dim, hidden=setup.g_hidden)
     D = MLPDiscriminator(dim * pack, hidden=setup.d_hidden)
@@ -132,7 +130,6 @@ def build_models(config: dict, setup: Setup, dim: int = 2):
 
 def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, device="cpu"):
     """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``."""
-
     if config_name not in CONFIGS:
         raise ValueError(f"unknown configuration {config_name!r}; choose from {sorted(CONFIGS)}")
     if dataset not in DATASETS:

@@ -24,6 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, fontManager
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from .plots import show_images
+
 __all__ = ["CJK_FAMILY_HINTS", "cjk_font", "font_has_glyphs", "gan_schematic", "real_vs_generated"]
 
 #: the Chinese terms the schematic can show
@@ -154,17 +156,11 @@ def real_vs_generated(real, generated, nrow: int = 8, titles=("training images",
     """Two image grids side by side, real on the left and generated on the right.
 
     ``real`` and ``generated`` are batches (N, C, H, W) with values in ``value_range``; each grid
-    has ``nrow`` images per row, tiled by ``ganlib.chapters.plots.image_grid``.
+    has ``nrow`` images per row, drawn by :func:`ganlib.chapters.plots.show_images`.
     """
-    from .plots import image_grid
-
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 1.08))
     for ax, images, title in zip(axes, (real, generated), titles):
-        # a NumPy array for imshow: a torch tensor there makes NumPy 2 emit a DeprecationWarning
-        grid = image_grid(images, nrow=nrow, value_range=value_range).numpy()
-        ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
-        ax.set_axis_off()
-        ax.set_title(title, fontsize=10)
+        show_images(images, nrow=nrow, title=title, ax=ax, value_range=value_range)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -20,11 +20,12 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
     """Show a batch of images as one grid; returns the matplotlib Axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6))
-    grid = image_grid(images, nrow=nrow, value_range=value_range)
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    # a NumPy array for imshow: a torch tensor there makes NumPy 2 emit a DeprecationWarning
+    grid = image_grid(images, nrow=nrow, value_range=value_range).numpy()
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     return ax
 
 

@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
@@ -182,12 +181,7 @@ def nonsaturating_objective(p_data, p_g, x) -> float:
     return kl_divergence(p_g, p_data, x) - 2.0 * jensen_shannon(p_data, p_g, x)
 
 
-_OBJECTIVES: dict[str, Callable] = {
-    "jsd": lambda pd, pg, x: jensen_shannon(pd, pg, x),
-    "forward_kl": lambda pd, pg, x: kl_divergence(pd, pg, x),
-    "reverse_kl": lambda pd, pg, x: kl_divergence(pg, pd, x),
-    "nonsaturating": nonsaturating_objective,
-}
+_OBJECTIVES = ("jsd", "forward_kl", "reverse_kl", "nonsaturating")  # what fit_gaussian can minimise
 
 
 def gaussian_logpdf(x, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
@@ -226,7 +220,7 @@ def _jsd_from_logs(p, log_p, q, log_q, x) -> float:
 
 
 def _objective_from_logs(objective: str, log_p, log_q, x) -> float:
-    """The objectives of :data:`_OBJECTIVES` between p_data = exp(log_p) and a model q = exp(log_q).
+    """The objectives named in :data:`_OBJECTIVES` between p_data = exp(log_p) and a model q = exp(log_q).
 
     The same integrals as :func:`jensen_shannon` and :func:`kl_divergence`, but every log ratio is a
     difference of log densities, so a density that underflows to 0 in float64 no longer turns a large
@@ -394,7 +388,7 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
     if discriminator is None:
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG left untouched
             torch.manual_seed(seed)
-            discriminator = _mlp(dim, hidden)
+            discriminator = MLPDiscriminator(dim, hidden=tuple(hidden))
     opt = torch.optim.Adam(discriminator.parameters(), lr=lr)
     for _ in range(steps):
         with torch.no_grad():
@@ -406,19 +400,6 @@ def train_discriminator(real, fake, steps: int = 2000, batch_size: int = 512, lr
         loss.backward()
         opt.step()
     return discriminator.eval()
-
-
-def _mlp(dim, hidden):
-    """ganlib's MLP discriminator when the models module is there, else an equivalent MLP."""
-    try:
-
-        return MLPDiscriminator(dim, hidden=tuple(hidden))
-    except ImportError:  # pragma: no cover - only while ganlib.models is being written
-        layers, width = [], dim
-        for h in hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.LeakyReLU(0.2)]
-            width = h
-        return torch.nn.Sequential(*layers, torch.nn.Linear(width, 1), torch.nn.Flatten(0))
 
 
 @torch.no_grad()

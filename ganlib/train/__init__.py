@@ -8,7 +8,7 @@ Modules:
   ema         the EMA copy of the generator
   batches     where batches come from (tensors, a DeviceLoader, a distribution)
   step_log    logged values kept on the device, copied to the host in one transfer and checked
-  callbacks   LinearLRDecay, SampleSnapshots, set_learning_rate, save_samples
+  callbacks   LinearLRDecay, SampleSnapshots, save_samples
 
 Fast path (``python -m ganlib.bench`` measures it). ``channels_last=True`` (the default) stores
 conv weights and image batches in NHWC layout, which oneDNN on CPUs and cuDNN's bf16 convolutions
@@ -23,11 +23,11 @@ launch instead of hundreds; the inputs :meth:`GANTrainer.draw_inputs` drew are c
 graph's fixed buffers first. The learning rates are then device tensors that the graph reads at
 every replay: change them with :func:`set_learning_rate` (as :class:`LinearLRDecay` does).
 """
-from .callbacks import LinearLRDecay, SampleSnapshots, save_samples, set_learning_rate
+from .callbacks import LinearLRDecay, SampleSnapshots, save_samples
 from .config import COMPILE_MODES, CUDAGRAPH_MODES, GANConfig, TrainConfig, VAEConfig, compile_mode
 from .ema import EMA
 from .gan import GANStepInputs, GANTrainer, frozen
-from .loop import Trainer, eval_mode
+from .loop import Trainer, eval_mode, set_learning_rate
 from .step_log import NonFiniteLossError
 from .vae import VAEStepInputs, VAETrainer
 

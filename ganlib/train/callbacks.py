@@ -11,19 +11,7 @@ from pathlib import Path
 
 import torch
 
-
-def set_learning_rate(group: dict, value: float) -> None:
-    """Set one optimizer param group's learning rate to ``value``.
-
-    Under ``cuda_graph=True`` the rate is a one-element device tensor that the captured optimizer
-    step reads at every replay: a Python float would be baked into the graph when it is captured,
-    and later changes would be silently ignored. So a tensor rate is changed in place, never
-    replaced by another object (the graph would go on reading the old one).
-    """
-    if isinstance(group["lr"], torch.Tensor):
-        group["lr"].fill_(value)
-    else:
-        group["lr"] = value
+from .loop import set_learning_rate
 
 
 class LinearLRDecay:

@@ -90,7 +90,7 @@ class GANConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        # the one place the loss name is checked: everything downstream reads a valid config
+        # checked when the config is made, so a bad name fails before any model is built
         _require(self.loss in LOSSES, "loss", self.loss, f"one of {', '.join(map(repr, LOSSES))}")
         _require(_is_int(self.d_steps) and self.d_steps >= 1, "d_steps", self.d_steps, "an integer >= 1")
         for name in ("lr_g", "lr_d"):

@@ -101,8 +101,7 @@ class GANTrainer(Trainer):
             warnings.warn("the discriminator uses batch norm, which mixes examples, so the gradient penalty no "
                           "longer constrains each example's gradient (Gulrajani et al. 2017, sec. 4); build it with "
                           "norm='layer' or norm='none'", stacklevel=2)
-        fixed = torch.Generator().manual_seed(config.seed + 2)
-        self.fixed_noise = torch.randn(config.n_samples, generator.latent_dim, generator=fixed).to(self.device)
+        self.fixed_noise = self.seeded_noise(None, generator.latent_dim, config.seed + 2).to(self.device)
         self.fixed_labels = (torch.arange(config.n_samples, device=self.device) % generator.num_classes
                              if self.conditional else None)
         self.graphed_step: CUDAGraphStep | None = None  # made at the first step under cuda_graph
@@ -220,10 +219,7 @@ class GANTrainer(Trainer):
         """
         G = self.ema.module if (ema and self.ema is not None) else self.generator
         if z is None:
-            if n is not None and (not isinstance(n, int) or n < 1):
-                raise ValueError(f"n must be a positive integer (the number of samples); got {n!r}")
-            gen = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
-            z = torch.randn(n or self.config.n_samples, self.generator.latent_dim, generator=gen)
+            z = self.seeded_noise(n, self.generator.latent_dim, self.config.seed if seed is None else seed)
         z = z.to(self.device)
         kw = {}
         if self.conditional:

@@ -46,9 +46,22 @@ from ..checkpoint import FORMAT, NonFiniteCheckpointError, load_checkpoint, save
 from ..env import default_device
 from ..models import build_model
 from .batches import batch_source
-from .callbacks import set_learning_rate
 from .config import CUDAGRAPH_MODES, TrainConfig, compile_mode, config_from_checkpoint
 from .step_log import NonFiniteLossError, StepLog
+
+
+def set_learning_rate(group: dict, value: float) -> None:
+    """Set one optimizer param group's learning rate to ``value``.
+
+    Under ``cuda_graph=True`` the rate is a one-element device tensor that the captured optimizer
+    step reads at every replay: a Python float would be baked into the graph when it is captured,
+    and later changes would be silently ignored. So a tensor rate is changed in place, never
+    replaced by another object (the graph would go on reading the old one).
+    """
+    if isinstance(group["lr"], torch.Tensor):
+        group["lr"].fill_(value)
+    else:
+        group["lr"] = value
 
 
 @contextlib.contextmanager
@@ -114,6 +127,13 @@ class Trainer:
         """A param group's ``lr``: a float, or under ``cuda_graph`` a device tensor that a captured
         optimizer step reads at every replay (see :func:`~ganlib.train.set_learning_rate`)."""
         return torch.tensor(float(value), device=self.device) if self.use_cuda_graph else float(value)
+
+    def seeded_noise(self, n: int | None, dim: int, seed: int) -> torch.Tensor:
+        """``n`` (default ``config.n_samples``) codes z ~ N(0, I) on the CPU from a generator seeded with
+        ``seed``: the same call gives the same codes, and the training streams are not touched."""
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ValueError(f"n must be a positive integer (the number of samples); got {n!r}")
+        return torch.randn(n or self.config.n_samples, dim, generator=torch.Generator().manual_seed(seed))
 
     def place(self, module: torch.nn.Module) -> torch.nn.Module:
         """Move ``module`` to the device (and to channels_last if configured)."""
@@ -280,7 +300,7 @@ class Trainer:
                 f"the state at step {self.step} has a non-finite tensor ({err.key}), so it was not checkpointed; "
                 f"training stopped ({self._kept()}). The last update diverged: try a lower learning rate, "
                 "a gradient penalty or spectral norm, or check the data for NaN/inf.", self.step, err.key) from None
-        self.last_checkpoint = (self.step, Path(path))
+        self.last_checkpoint = (self.step, path)
         return path
 
     def load(self, path) -> None:
@@ -295,7 +315,12 @@ class Trainer:
         A new learning rate (or ``betas``) reaches the optimizers, not only the config; the other
         fields are read at every step, so they take effect from the next one.
         """
-        state = load_checkpoint(path)
+        return cls.from_state(load_checkpoint(path), data, callbacks, source=path, **overrides)
+
+    @classmethod
+    def from_state(cls, state: dict, data, callbacks=(), source="the checkpoint", **overrides):
+        """:meth:`from_checkpoint` for a checkpoint already read (``source`` names it in messages)."""
+        path = source
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"{path} is not a ganlib trainer checkpoint")
         if state.get("kind") != cls.__name__:

@@ -33,8 +33,7 @@ class VAETrainer(Trainer):
         self.models = {"vae": self.vae}
         self.opt = self.adam(self.vae.parameters(), self.config.lr, self.config.betas)
         self.optimizers = {"vae": self.opt}
-        fixed = torch.Generator().manual_seed(self.config.seed + 2)
-        self.fixed_noise = torch.randn(self.config.n_samples, vae.latent_dim, generator=fixed).to(self.device)
+        self.fixed_noise = self.seeded_noise(None, vae.latent_dim, self.config.seed + 2).to(self.device)
 
     @classmethod
     def _from_models(cls, models, data, config, callbacks):
@@ -73,10 +72,7 @@ class VAETrainer(Trainer):
     def sample(self, n: int | None = None, z: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         """Images E[x | z] in [-1, 1], z ~ N(0, I) from a CPU generator seeded with ``seed``."""
         if z is None:
-            if n is not None and (not isinstance(n, int) or n < 1):
-                raise ValueError(f"n must be a positive integer (the number of samples); got {n!r}")
-            gen = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
-            z = torch.randn(n or self.config.n_samples, self.vae.latent_dim, generator=gen)
+            z = self.seeded_noise(n, self.vae.latent_dim, self.config.seed if seed is None else seed)
         with eval_mode(self.vae):
             return self.vae.decode_mean(z.to(self.device)).float()
 
