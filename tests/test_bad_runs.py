@@ -188,3 +188,55 @@ def _tensors(tree):
     if isinstance(tree, (list, tuple)):
         return [t for v in tree for t in _tensors(v)]
     return []
+
+
+# ----------------------------------------------------------------------------- resume across settings
+
+
+def test_resume_uses_this_runs_optimizer_flags_not_the_saved_ones(tmp_path):
+    # a run saved under cuda_graph=True has capturable Adam groups; resumed on the CPU they must
+    # become this run's (non-capturable) groups, or the first step fails
+    trainer = _ring_trainer(steps=2)
+    trainer.fit()
+    state = trainer.state_dict()
+    for opt in state["optimizers"].values():
+        for group in opt["param_groups"]:
+            group["capturable"] = True
+    resumed = _ring_trainer(steps=4)
+    resumed.load_state_dict(state)
+    assert all(not g["capturable"] for o in resumed.optimizers.values() for g in o.param_groups)
+    resumed.fit()
+    assert resumed.step == 4
+
+
+def test_history_from_an_older_checkpoint_stays_aligned():
+    trainer = _ring_trainer(steps=5)
+    trainer.fit()
+    state = trainer.state_dict()
+    for key in ("lr_g", "lr_d"):  # what a checkpoint of the previous ganlib holds: no rates
+        del state["history"][key]
+    resumed = _ring_trainer(steps=10)
+    resumed.load_state_dict(state)
+    history = resumed.fit()
+    assert len(history["lr_g"]) == len(history["step"]) == 10
+    assert history["lr_g"] == [None] * 5 + [1e-3] * 5
+
+
+def test_a_stop_is_agreed_across_ranks_whenever_a_callback_ran(monkeypatch):
+    from ganlib import distributed
+    from ganlib.train import loop
+
+    agreed = []
+    monkeypatch.setattr(loop.distributed, "any_rank", lambda flag, device: agreed.append(trainer.step) or flag)
+
+    class EveryThree:
+        every = 3
+
+        def __call__(self, trainer):
+            pass
+
+    trainer = _ring_trainer(steps=7, log_every=5)
+    trainer.callbacks.append(EveryThree())
+    trainer.dist = distributed.DistInfo(rank=0, world_size=2)  # as if under torchrun
+    trainer.fit()
+    assert agreed == [3, 6]  # the every-3 callback's steps; logging steps with no callback due need none

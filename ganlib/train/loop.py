@@ -209,11 +209,14 @@ class Trainer:
 
         Every rank calls them; if one sets ``should_stop`` on any rank, every rank stops.
         """
+        ran = False
         for callback in self.callbacks:
             every = getattr(callback, "every", None)
             if (self.step % every == 0) if every else logging_step:
                 callback(self)
-        if logging_step and self.dist.distributed:
+                ran = True
+        # which callbacks ran depends on the step alone, so every rank takes part in this all-reduce
+        if ran and self.dist.distributed:
             self.should_stop = distributed.any_rank(self.should_stop, self.device)
 
     def learning_rates(self) -> dict[str, float]:
@@ -259,13 +262,21 @@ class Trainer:
         for name, model in self.models.items():
             model.load_state_dict(state["models"][name])
         for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
+            saved = state["optimizers"][name]
+            # load_state_dict would bring back the saved run's kernel flags with its hyperparameters; a
+            # run saved under cuda_graph (capturable) must resume on the CPU and the other way round.
+            # Patched in the saved groups: torch places each "step" tensor by those groups' flags.
+            groups = [{**old, **{k: now[k] for k in ("capturable", "fused", "foreach") if k in now}}
+                      for old, now in zip(saved["param_groups"], opt.param_groups)]
+            opt.load_state_dict({**saved, "param_groups": groups})
             for group in opt.param_groups:  # this run's kind of lr, whichever kind was saved
                 group["lr"] = self.learning_rate(group["lr"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         self.step = int(state["step"])
         self.history = {k: list(v) for k, v in state["history"].items()}
+        for field in self.learning_rate_fields:  # checkpoints of older ganlib logged no rates: keep rows aligned
+            self.history.setdefault(field, [None] * len(self.history["step"]))
         self.run_info = dict(state.get("run") or {})
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
