@@ -12,6 +12,7 @@ The engine, one concept a module:
   cuda_graph   the fast path: a whole training step replayed as one CUDA graph
   distributed  DistributedDataParallel under torchrun
   __main__     the command line: python -m ganlib train|sample
+  pretrained   the generators that ship with ganlib (load, info) and the command that makes them
 
 Beside the engine:
   chapters     helpers that serve one chapter, and shared teaching tools (self-checks, plots)

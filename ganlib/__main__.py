@@ -19,7 +19,7 @@ the profile (``GANLIB_PROFILE=quick|full``, see :mod:`ganlib.env`).
 ``--resume`` continues the run in ``DIR``. Options that steer training (steps, learning rates,
 loss, d-steps, penalties, EMA, logging, checkpointing, device and speed flags) are applied, and a
 new learning rate reaches the optimizers. Options that define the run (dataset, model, batch size,
-seed, latent size, conditional, spectral norm) cannot change: given with a different value than
+seed, latent size, DCGAN width, conditional, spectral norm) cannot change: given with a different value than
 the checkpoint's, they are refused with a message naming each one. On the CPU a resumed run is
 bitwise equal to an uninterrupted one at the same number of torch threads (``torch.set_num_threads``;
 another count splits the reductions inside matrix products differently).
@@ -49,7 +49,7 @@ from .train import (COMPILE_MODES, GANConfig, GANTrainer, SampleSnapshots, VAECo
 
 TOY = {"gaussian1d": gdata.Gaussian1D, "ring": gdata.gaussian_ring, "grid": gdata.gaussian_grid,
        "moons": gdata.TwoMoons, "spiral": gdata.Spiral}
-IMAGES = ("mnist", "digits")
+IMAGES = ("mnist", "fashion_mnist", "digits")
 MODELS = ("mlp", "dcgan", "vae", "conv-vae")
 VAE_MODELS = ("vae", "conv-vae")
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -74,7 +74,7 @@ def preset(dataset: str, model: str) -> dict:
         # measured on CPU: the MLP G collapses to a few digits without batch norm, not with it
         return dict(steps=by_profile(1000, 10000), batch_size=64, lr=2e-4, latent_dim=32, g_hidden=(256, 256),
                     d_hidden=(256, 256), base_width=32)
-    # MNIST; on CPU a width-32 DCGAN draws digit-like strokes after ~600 steps (about a minute)
+    # MNIST and Fashion-MNIST (same shape); on CPU a width-32 DCGAN draws digit-like strokes after ~600 steps (about a minute)
     return dict(steps=by_profile(600, 20000), batch_size=by_profile(64, 128), lr=2e-4, latent_dim=100,
                 g_hidden=(128, 256, 512, 1024), d_hidden=(512, 256, 128), base_width=by_profile(32, 64))
 
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Train a GAN or VAE; options left out take the dataset's preset. With --resume, options that steer "
         "training (steps, learning rates, loss, d-steps, penalties, EMA, logging, checkpoints, device and "
         "speed flags) are applied; options that define the run (dataset, model, batch size, seed, latent "
-        "size, conditional, spectral norm) must match the checkpoint."))
+        "size, base width, conditional, spectral norm) must match the checkpoint."))
     # default=None throughout: "not given" must be told apart from a value, for presets and --resume
     t.add_argument("--dataset", choices=IMAGES + tuple(TOY), required=True)
     t.add_argument("--model", choices=MODELS, help="default: mlp")
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--r1-weight", type=WEIGHT, help="weight of the R1 penalty (default 0: off)")
     t.add_argument("--ema-decay", type=ema_decay, help="keep an EMA copy of G with this decay (default 0: off)")
     t.add_argument("--latent-dim", type=POSITIVE_INT)
+    t.add_argument("--base-width", type=POSITIVE_INT, help="DCGAN: channels of D's first and G's last stage "
+                   "(doubled at each stage; preset: 32 quick, 64 full)")
     t.add_argument("--conditional", action="store_true", default=None, help="class-conditional G and D (image datasets)")
     t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral norm in D")
     t.add_argument("--seed", type=COUNT, help="default 0")
@@ -201,7 +203,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- train
 
 #: what defines a run: fixed once it has started (option -> where the checkpoint records it)
-RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "conditional", "spectral_norm")
+RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "conditional", "spectral_norm")
 
 
 def option(name: str) -> str:
@@ -214,16 +216,19 @@ def load_data(dataset: str):
         return TOY[dataset]()
     if dataset == "digits":
         return gdata.load_digits("train")
-    return gdata.load_mnist("train")
+    return gdata.load_mnist("train", dataset=dataset)
 
 
 def run_settings(args) -> dict:
     """What defines the run, with the presets filled in (recorded in the checkpoint as ``run``)."""
     model = args.model or "mlp"
+    if args.base_width is not None and model != "dcgan":
+        raise UsageError(f"--base-width sets the DCGAN's channels; --model {model} does not take it")
     cfg = preset(args.dataset, model)
     return {"dataset": args.dataset, "model": model,
             "batch_size": args.batch_size or cfg["batch_size"], "seed": 0 if args.seed is None else args.seed,
             "latent_dim": args.latent_dim or cfg["latent_dim"], "conditional": bool(args.conditional),
+            "base_width": (args.base_width or cfg.get("base_width")) if model == "dcgan" else None,
             "spectral_norm": bool(args.spectral_norm)}
 
 
@@ -243,8 +248,9 @@ def build_models(run: dict, data) -> dict:
             raise UsageError("--conditional and --spectral-norm are GAN options; the VAE models take neither")
         return {"vae": models.VAE(shape, latent_dim=latent, arch="conv" if run["model"] == "conv-vae" else "mlp")}
     if run["model"] == "dcgan":
-        return {"generator": models.DCGANGenerator(latent, shape[-1], shape[0], cfg["base_width"], num_classes=k),
-                "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], cfg["base_width"],
+        width = run.get("base_width") or cfg["base_width"]
+        return {"generator": models.DCGANGenerator(latent, shape[-1], shape[0], width, num_classes=k),
+                "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], width,
                                                            spectral_norm=sn, num_classes=k)}
     return {"generator": models.MLPGenerator(latent, shape, hidden=cfg["g_hidden"], out_activation="tanh",
                                              batchnorm=True, num_classes=k),
@@ -300,7 +306,8 @@ def resume_overrides(args, state: dict, path: Path) -> dict:
     config = state["config"]
     checkpoint_values = {**recorded, "batch_size": config["batch_size"], "seed": config["seed"]}
     given = {"dataset": args.dataset, "model": args.model, "batch_size": args.batch_size, "seed": args.seed,
-             "latent_dim": args.latent_dim, "conditional": args.conditional, "spectral_norm": args.spectral_norm}
+             "latent_dim": args.latent_dim, "base_width": args.base_width, "conditional": args.conditional,
+             "spectral_norm": args.spectral_norm}
     changed = [f"{option(k)} {v!r} (the checkpoint has {checkpoint_values[k]!r})" for k, v in given.items()
                if v is not None and k in checkpoint_values and v != checkpoint_values[k]]
     if changed:

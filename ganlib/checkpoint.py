@@ -368,7 +368,8 @@ def load_model(path: str | os.PathLike, name: str | None = None, ema: bool = Tru
     """Rebuild one model from a trainer checkpoint, in eval mode on the CPU.
 
     ``name`` is ``"generator"``, ``"discriminator"`` or ``"vae"`` (default: the generator, or
-    the VAE). With ``ema=True`` the generator gets the EMA weights when the run kept them.
+    the VAE). With ``ema=True`` the generator gets the EMA weights when the run kept them, with
+    batch-norm statistics re-estimated for them (as :meth:`GANTrainer.sample` does).
     """
     state = load_checkpoint(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -378,7 +379,12 @@ def load_model(path: str | os.PathLike, name: str | None = None, ema: bool = Tru
         raise KeyError(f"the checkpoint has no model {name!r}; it has {sorted(state['models'])}")
     model = build_model(state["specs"][name])
     weights = state["models"][name]
-    if ema and name == "generator" and state.get("ema") is not None:
+    averaged = ema and name == "generator" and state.get("ema") is not None
+    if averaged:
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     model.load_state_dict(weights)
+    if averaged:  # the EMA's running BN statistics belong to the raw weights: re-estimate them
+        from .train.ema import refresh_batch_norm
+
+        refresh_batch_norm(model, seed=int(state["config"].get("seed", 0)) + 3)
     return model.eval()

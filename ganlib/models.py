@@ -212,21 +212,24 @@ class DCGANGenerator(_Recorded):
     ``base_width * 2**(stages-1)`` channels; each stage doubles the resolution and halves the
     channels (ConvTranspose 4x4 stride 2, BatchNorm, ReLU); the last stage outputs ``channels``
     maps through tanh (Radford et al. 2016). With ``num_classes > 0`` a one-hot label is
-    concatenated to z.
+    concatenated to z. ``batchnorm=False`` drops the batch norms (an ablation of Radford et al.'s
+    guideline; the convolutions then get biases).
     """
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 1,
-                 base_width: int = 64, num_classes: int = 0):
+                 base_width: int = 64, num_classes: int = 0, batchnorm: bool = True):
         super().__init__()
         self._record(latent_dim=latent_dim, image_size=image_size, channels=channels,
-                     base_width=base_width, num_classes=num_classes)
+                     base_width=base_width, num_classes=num_classes, batchnorm=batchnorm)
         start, stages = _dcgan_layout(image_size)
         self.latent_dim, self.num_classes, self.image_size, self.channels = latent_dim, num_classes, image_size, channels
         width = base_width * 2 ** (stages - 1)
-        layers = [nn.ConvTranspose2d(latent_dim + num_classes, width, start, 1, 0, bias=False),
-                  nn.BatchNorm2d(width), nn.ReLU(True)]
+        norm = nn.BatchNorm2d if batchnorm else (lambda _: nn.Identity())
+        layers = [nn.ConvTranspose2d(latent_dim + num_classes, width, start, 1, 0, bias=not batchnorm),
+                  norm(width), nn.ReLU(True)]
         for _ in range(stages - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=not batchnorm), norm(width // 2),
+                       nn.ReLU(True)]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

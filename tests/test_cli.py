@@ -122,3 +122,38 @@ def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
     # ... and --debug raises it, with its traceback
     with pytest.raises(DatasetNotFoundError, match="GANLIB_DATA"):
         main(["train", "--dataset", "mnist", "--steps", "1", "--out", str(tmp_path / "run"), "--debug", *FAST])
+
+
+def test_fashion_mnist_is_a_dataset_and_says_how_to_get_it_offline(tmp_path, monkeypatch, capsys):
+    import torchvision
+
+    def no_network(*args, **kwargs):
+        raise URLError("network disabled in this test")
+
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "fashion_mnist", "--model", "dcgan", "--steps", "1", "--out", str(tmp_path / "run"), *FAST])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "FashionMNIST" in err and "GANLIB_DATA" in err
+
+
+def test_base_width_sets_the_dcgan_width_and_is_part_of_the_run(tmp_path, monkeypatch):
+    import torch
+
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    out = tmp_path / "w8"
+    main(["train", "--dataset", "mnist", "--model", "dcgan", "--base-width", "8", "--steps", "2", "--batch-size", "16",
+          "--out", str(out), *FAST])
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    assert state["specs"]["generator"]["kwargs"]["base_width"] == 8 and state["run"]["base_width"] == 8
+    with pytest.raises(SystemExit) as exit_info:  # resuming with another width is refused
+        main(["train", "--dataset", "mnist", "--model", "dcgan", "--base-width", "16", "--steps", "3", "--out", str(out),
+              "--resume", *FAST])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", "mnist", "--model", "mlp", "--base-width", "8", "--out", str(tmp_path / "m"), *FAST])
+    assert exit_info.value.code == 2

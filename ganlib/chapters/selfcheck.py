@@ -175,3 +175,68 @@ def check_losses_reverse_kl(answer: float, modes_hit: int = 4, n_modes: int = 8)
     return _verdict(_close(answer, expected),
                     f"sum_k p_k log(K p_k) = log({n_modes}/{modes_hit}) = {expected:.4f} nats.",
                     f"each hit mode has p_k = 1/{modes_hit}; use KL(p || uniform) = sum_k p_k log(p_k / (1/{n_modes})).")
+
+
+# ----------------------------------------------------------------------------- Practice on MNIST
+# (book/practice_mnist)
+
+
+def _as_int(answer) -> int | None:
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def check_practice_parameter_count(answer: int) -> bool:
+    """Exercise ex-practice-params: parameters of the source's generator, 100-128-256-512-1024-784
+    (``ganlib.models.mnist_mlp_generator()``: dense layers with biases, no batch norm)."""
+    from ..models import mnist_mlp_generator
+
+    expected = sum(p.numel() for p in mnist_mlp_generator().parameters())
+    widths = [100, 128, 256, 512, 1024, 784]
+    weights_only = sum(a * b for a, b in zip(widths, widths[1:]))
+    got = _as_int(answer)
+    if got == weights_only:
+        return _verdict(False, "", "that counts the weight matrices; each layer also has one bias per output.")
+    return _verdict(got == expected, f"sum over layers of (inputs + 1) * outputs = {expected:,}.",
+                    "a dense layer from a to b units has a * b weights and b biases; add the five layers.")
+
+
+def check_practice_transposed_conv(answer: int, size: int = 7, kernel: int = 4, stride: int = 2,
+                                   padding: int = 1) -> bool:
+    """Exercise ex-practice-convt: output side of ConvTranspose2d(kernel, stride, padding) on a
+    ``size`` x ``size`` input (defaults: the DCGAN's 7 -> ? stage)."""
+    from .practice import transposed_conv_size
+
+    expected = transposed_conv_size(size, kernel, stride, padding)
+    return _verdict(_as_int(answer) == expected,
+                    f"(size - 1) * stride - 2 * padding + kernel = ({size} - 1) * {stride} - 2 * {padding} + {kernel} "
+                    f"= {expected}: each stride-2 stage of the DCGAN doubles the side.",
+                    "a transposed convolution undoes a convolution's shape: out = (in - 1) * stride - 2 * padding + kernel.")
+
+
+#: the training step of exercise ex-practice-bug, one statement per line (line 1 first)
+BUGGY_STEP = """fake = G(z)
+loss_d = discriminator_loss("nonsaturating", D(real), D(fake))
+opt_d.zero_grad()
+loss_d.backward()
+opt_d.step()
+loss_g = generator_loss("nonsaturating", D(fake))
+opt_g.zero_grad()
+loss_g.backward()
+opt_g.step()"""
+
+
+def check_practice_bug(line: int) -> bool:
+    """Exercise ex-practice-bug: the line of :data:`BUGGY_STEP` that must change."""
+    got = _as_int(line)
+    if got in (4, 8):
+        return _verdict(False, "", "that line is where PyTorch complains, not where the mistake is: what does "
+                        "loss_d.backward() reach that it should not?")
+    return _verdict(got == 2,
+                    "line 2 must score D(fake.detach()). Without it, loss_d.backward() also runs back into G "
+                    "(wasted work) and frees the graph of G(z), so line 8 raises 'Trying to backward through the "
+                    "graph a second time'.",
+                    "look for a tensor that D's update uses and that still carries G's graph.")

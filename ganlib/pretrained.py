@@ -1,0 +1,386 @@
+"""Pretrained MNIST generators that ship with ganlib, and the command that makes them.
+
+Load one (offline; its SHA-256 is checked first)::
+
+    G = ganlib.pretrained.load("dcgan-mnist")      # eval mode, on the CPU
+    info = ganlib.pretrained.info("dcgan-mnist")   # provenance and metrics (a dict)
+
+Each model is two files in ``ganlib/weights/``: ``NAME.safetensors`` (the generator's weights,
+the EMA weights where the run kept them, and its ``.spec`` in the metadata) and ``NAME.json``
+(the file's SHA-256, the command, date, device, versions, steps, wall time and its MNIST metrics).
+Both are written by one command, which trains the recipe with ``python -m ganlib train``'s own
+code, re-estimates the EMA generator's batch-norm statistics, measures it, and writes the files::
+
+    python -m ganlib.pretrained make dcgan-mnist     # or mlp-mnist, cdcgan-mnist
+    python -m ganlib.pretrained seeds dcgan-mnist --seeds 0 1 2   # the recipe's spread over seeds
+    python -m ganlib.pretrained check                # recompute every shipped model's metrics
+
+The metrics follow the book's MNIST convention (:func:`ganlib.metrics.mnist_metrics`): 10,000
+samples against the 10,000 test images, features of ganlib's MNIST classifier.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .checkpoint import _umask
+from .models import build_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MAKE_COMMAND = "python -m ganlib.pretrained make {name}"
+EVAL_SAMPLES = 10_000
+EVAL_SEED = 2024  # the noise of the recorded metrics (and of their recomputation)
+
+#: name -> the ``python -m ganlib train`` options of its full-profile recipe (without ``--out``).
+#: Chosen for a CPU hour at one thread; the chapter "Practice on MNIST" says what each change gave.
+RECIPES: dict[str, list[str]] = {
+    # the source article's MLP GAN done right: tanh output, batch norm in G, LeakyReLU D, one Adam each
+    "mlp-mnist": ["--dataset", "mnist", "--model", "mlp", "--batch-size", "64", "--steps", "24000",
+                  "--ema-decay", "0.999", "--seed", "0"],
+    "dcgan-mnist": ["--dataset", "mnist", "--model", "dcgan", "--base-width", "32", "--batch-size", "64",
+                    "--steps", "24000", "--ema-decay", "0.999", "--seed", "0"],
+    "cdcgan-mnist": ["--dataset", "mnist", "--model", "dcgan", "--conditional", "--base-width", "32",
+                     "--batch-size", "64", "--steps", "24000", "--ema-decay", "0.999", "--seed", "0"],
+}
+
+
+class PretrainedError(RuntimeError):
+    """A shipped model is missing, damaged or unknown; the message says how to regenerate it."""
+
+
+def names() -> list[str]:
+    """The shipped models' names."""
+    return sorted(RECIPES)
+
+
+def _paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
+    if name not in RECIPES:
+        raise PretrainedError(f"no pretrained model {name!r}; ganlib ships {', '.join(names())}")
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    return folder / f"{name}.safetensors", folder / f"{name}.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def info(name: str, folder: Path | None = None) -> dict:
+    """The provenance record of a shipped model: command, date, device, versions, metrics, ..."""
+    weights, record = _paths(name, folder)
+    if not record.is_file():
+        raise PretrainedError(f"the provenance file {record} of {name!r} is missing; regenerate the model with "
+                              f"`{MAKE_COMMAND.format(name=name)}` (see its 'wall_time_s' for how long it takes)")
+    return json.loads(record.read_text())
+
+
+def load(name: str, folder: Path | None = None, device=None) -> torch.nn.Module:
+    """A shipped generator, in eval mode, after checking the weights file's SHA-256.
+
+    Raises :class:`PretrainedError`, naming the command that regenerates the file, when the
+    weights are missing or their hash differs from the one recorded in ``NAME.json``.
+    """
+    weights, _ = _paths(name, folder)
+    record = info(name, folder)
+    how = (f"Regenerate it with `{MAKE_COMMAND.format(name=name)}` (full profile; it took "
+           f"{record.get('wall_time_s', 0) / 60:.0f} min on {record.get('device', 'the CPU')}), or restore "
+           f"the file from the ganlib package (pip install --force-reinstall, or git checkout {weights.name})")
+    if not weights.is_file():
+        raise PretrainedError(f"the weights of {name!r} are missing ({weights}). {how}")
+    actual = file_sha256(weights)
+    if actual != record["sha256"]:
+        raise PretrainedError(f"{weights} is corrupt or not the shipped file: its SHA-256 is {actual[:16]}..., "
+                              f"{record['sha256'][:16]}... was recorded in {name}.json. {how}")
+    tensors = load_file(str(weights))
+    with safe_open(str(weights), "pt") as f:
+        spec = json.loads(f.metadata()["spec"])
+    model = build_model(spec)
+    model.load_state_dict(tensors)
+    return model.to(device or "cpu").eval()
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_SEED,
+             batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples (CPU, float32) from seeded noise; a conditional generator gets balanced labels."""
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.latent_dim, generator=rng)
+    classes = getattr(generator, "num_classes", 0)
+    labels = torch.arange(n) % classes if classes else None
+    device = next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval()
+    out = []
+    for i in range(0, n, batch_size):
+        kw = {"labels": labels[i:i + batch_size].to(device)} if classes else {}
+        out.append(generator(z[i:i + batch_size].to(device), **kw).float().cpu())
+    generator.train(was_training)
+    return torch.cat(out), labels
+
+
+def measure(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_SEED,
+            full: bool = True) -> dict:
+    """MNIST metrics of ``n`` seeded samples: FID, IS, and (``full``) precision, recall, label shares.
+
+    For a conditional generator also ``label_accuracy``: how often the classifier reads the
+    asked-for digit.
+    """
+    from .classifier import classify, load_mnist_classifier
+    from .metrics import mnist_metrics
+
+    images, labels = generate(generator, n, seed)
+    classifier = load_mnist_classifier()
+    if full:
+        m = mnist_metrics(images, classifier=classifier)
+        out = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
+        out["label_histogram"] = [float(v) for v in m["label_histogram"]]
+    else:
+        from .metrics import frechet_distance_from_features, inception_score
+
+        fake_f, fake_p = classify(classifier, images)
+        out = {"fid": frechet_distance_from_features(_test_features(), fake_f), "inception_score": inception_score(fake_p)}
+    if labels is not None:
+        _, probs = classify(classifier, images)
+        out["label_accuracy"] = float((probs.argmax(1) == labels).float().mean())
+    return out
+
+
+_TEST_FEATURES: list[torch.Tensor] = []
+
+
+def _test_features() -> torch.Tensor:
+    """The classifier features of the 10k MNIST test images, computed once per process."""
+    if not _TEST_FEATURES:
+        from .classifier import classify, load_mnist_classifier
+        from .data import load_mnist
+
+        _TEST_FEATURES.append(classify(load_mnist_classifier(), load_mnist("test")[0])[0])
+    return _TEST_FEATURES[0]
+
+
+class TrackFID:
+    """A trainer callback: every ``every`` steps, FID and IS of the raw and the EMA generator."""
+
+    def __init__(self, every: int, n: int = EVAL_SAMPLES):
+        self.every, self.n = every, n
+        self.rows: list[dict] = []
+
+    def __call__(self, trainer) -> None:
+        row = {"step": trainer.step}
+        for kind, use_ema in (("raw", False), ("ema", True)):
+            if use_ema and trainer.ema is None:
+                continue
+            row[kind] = measure(trainer.sampling_generator(use_ema), self.n, full=False)
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+
+
+# ----------------------------------------------------------------------------- making
+
+
+def _train(argv: list[str], out: Path, track_every: int):
+    """Train with ``python -m ganlib train``'s own code; returns (trainer, tracker, wall time)."""
+    from .__main__ import build_trainer, parse_args
+
+    args = parse_args(["train", *argv, "--out", str(out), "--no-progress"])
+    tracker = TrackFID(track_every)
+    trainer = build_trainer(args, [tracker])
+    start = time.perf_counter()
+    trainer.fit()
+    return trainer, tracker, time.perf_counter() - start
+
+
+def _downsample(history: dict, points: int = 300) -> dict:
+    """Each history series averaged over ``points`` equal windows (enough for a plot)."""
+    steps = history["step"]
+    size = max(1, math.ceil(len(steps) / points))
+    out = {}
+    for key, values in history.items():
+        if len(values) != len(steps):
+            continue
+        chunks = [values[i:i + size] for i in range(0, len(values), size)]
+        out[key] = [chunk[-1] if key == "step" else sum(chunk) / len(chunk) for chunk in chunks]
+    return out
+
+
+def _environment() -> dict:
+    import torchvision
+
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "ganlib": __version__, "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "processor": platform.processor() or "unknown"}
+
+
+def make(name: str, folder: Path | None = None, run_dir: Path | None = None, track_every: int | None = None) -> dict:
+    """Train ``name``'s recipe, measure the generator that ships, write NAME.safetensors and NAME.json."""
+    _paths(name, folder)  # an unknown name fails before training
+    argv = RECIPES[name]
+    steps = int(argv[argv.index("--steps") + 1])
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(run_dir) if run_dir is not None else Path(tmp)
+        trainer, tracker, wall = _train(argv, run, track_every or max(1, steps // 6))
+    generator = trainer.sampling_generator(ema=True)  # EMA weights with refreshed BN, or the raw G
+    metrics = measure(generator)
+    raw_metrics = measure(trainer.generator) if trainer.ema is not None else None
+    record = {
+        "name": name,
+        "command": MAKE_COMMAND.format(name=name),
+        "train_command": "python -m ganlib train " + " ".join(shlex.quote(a) for a in argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(trainer.device) + (f" ({torch.cuda.get_device_name(trainer.device)})"
+                                         if trainer.device.type == "cuda" else ""),
+        "versions": _environment(),
+        "steps": trainer.step,
+        "wall_time_s": round(wall, 1),
+        "weights": "ema" if trainer.ema is not None else "raw",
+        "parameters": sum(p.numel() for p in generator.parameters()),
+        "discriminator_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
+        "eval": {"samples": EVAL_SAMPLES, "seed": EVAL_SEED, "reference": "MNIST test (10k)",
+                 "features": "ganlib MNIST classifier", "k": 3},
+        "metrics": metrics,
+        "raw_generator_metrics": raw_metrics,
+        "fid_over_training": tracker.rows,
+        "history": _downsample(trainer.history),
+    }
+    return save(name, generator, record, folder)
+
+
+def save(name: str, generator: torch.nn.Module, record: dict, folder: Path | None = None) -> dict:
+    """Write a generator as NAME.safetensors (atomically; refused if not finite) and ``record``,
+    with the file's SHA-256 added, as NAME.json. Returns the record."""
+    weights, record_path = _paths(name, folder)
+    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise PretrainedError(f"{name}: the generator has non-finite weights ({bad[0]}); nothing written")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp_weights = weights.with_suffix(".safetensors.tmp")
+    save_file(state, str(tmp_weights), metadata={"spec": json.dumps(generator.spec), "name": name})
+    os.chmod(tmp_weights, 0o666 & ~_umask())  # safetensors creates 0600 files; package data must be readable
+    record = {**record, "sha256": file_sha256(tmp_weights)}
+    tmp_record = record_path.with_suffix(".json.tmp")
+    tmp_record.write_text(json.dumps(record, indent=1) + "\n")
+    tmp_weights.replace(weights)
+    tmp_record.replace(record_path)
+    return record
+
+
+def seeds(name: str, seed_list: list[int], out: Path) -> dict:
+    """The recipe's metrics over several seeds (each run's, their mean and std), written to ``out``.
+
+    The recipe's own seed is not retrained when the shipped model's record is of this recipe:
+    its metrics are that record's (a CPU run is deterministic at a given thread count). Rows
+    already in ``out`` for other seeds of the same recipe are kept, so seeds can be trained by
+    separate processes (``--seeds 1`` and ``--seeds 2`` at once) into one file.
+    """
+    argv = RECIPES[name]
+    train_command = "python -m ganlib train " + " ".join(argv)
+    command = f"python -m ganlib.pretrained seeds {name} --seeds " + " ".join(map(str, seed_list))
+    i = argv.index("--seed")
+    own_seed = int(argv[i + 1])
+    rows = []
+    for seed in seed_list:
+        shipped = None
+        if seed == own_seed:
+            try:
+                shipped = info(name)
+            except PretrainedError:
+                pass
+        if shipped is not None and shipped["train_command"] == train_command:
+            row = {"seed": seed, "wall_time_s": shipped["wall_time_s"], "ema": shipped["metrics"],
+                   "from": f"the shipped model's record ({name}.json, {MAKE_COMMAND.format(name=name)})"}
+            if shipped.get("raw_generator_metrics"):
+                row["raw"] = shipped["raw_generator_metrics"]
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer, _, wall = _train(argv[:i + 1] + [str(seed)] + argv[i + 2:], Path(tmp), 10 ** 9)
+            row = {"seed": seed, "wall_time_s": round(wall, 1), "ema": measure(trainer.sampling_generator(True)),
+                   "from": command}
+            if trainer.ema is not None:
+                row["raw"] = measure(trainer.generator)
+        row["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if out.exists():  # read now, not at the start: another process may have added its seeds meanwhile
+        earlier = json.loads(out.read_text())
+        if earlier.get("train_command") == train_command:
+            rows = [r for r in earlier["runs"] if r["seed"] not in seed_list] + rows
+    rows.sort(key=lambda r: r["seed"])
+    summary = {}
+    for kind in ("ema", "raw"):
+        if all(kind in r for r in rows):
+            for key in ("fid", "inception_score", "precision", "recall"):
+                values = [r[kind][key] for r in rows]
+                mean = sum(values) / len(values)
+                std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+                summary[f"{kind}_{key}"] = {"mean": mean, "std": std}
+    result = {"name": name, "command": f"python -m ganlib.pretrained seeds {name} --seeds "
+              + " ".join(str(r["seed"]) for r in rows), "commands_run": sorted({r["from"] for r in rows}),
+              "train_command": train_command, "date": rows[-1]["date"] if rows else None,
+              "versions": _environment(), "device": "cpu", "runs": rows, "summary": summary}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def check(name: str, folder: Path | None = None) -> dict:
+    """Recompute a shipped model's recorded metrics from its weights: {metric: (recorded, now)}."""
+    recorded = info(name, folder)["metrics"]
+    now = measure(load(name, folder))
+    return {k: (recorded[k], now[k]) for k in recorded if k != "label_histogram"}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ganlib.pretrained", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("make", help="train a recipe and write its shipped files")
+    m.add_argument("name", choices=names())
+    m.add_argument("--folder", type=Path, help="where to write (default: ganlib/weights)")
+    m.add_argument("--run-dir", type=Path, help="keep the training run (checkpoint, history) here")
+    m.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: fastest for small models)")
+    s = sub.add_parser("seeds", help="train a recipe with several seeds; write the metrics' mean and std")
+    s.add_argument("name", choices=names())
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s.add_argument("--out", type=Path, help="default: book/results/NAME_seeds.json")
+    s.add_argument("--threads", type=int, default=1)
+    c = sub.add_parser("check", help="recompute the shipped models' metrics")
+    c.add_argument("names", nargs="*", choices=names() + [[]], default=[])
+    args = parser.parse_args(argv)
+    if args.command == "make":
+        torch.set_num_threads(args.threads)
+        record = make(args.name, args.folder, args.run_dir)
+        print(json.dumps({k: record[k] for k in ("name", "steps", "wall_time_s", "metrics", "sha256")}, indent=1))
+    elif args.command == "seeds":
+        torch.set_num_threads(args.threads)
+        out = args.out or Path("book/results") / f"{args.name}_seeds.json"
+        print(json.dumps(seeds(args.name, args.seeds, out)["summary"], indent=1))
+    else:
+        for name in args.names or names():
+            for key, (was, now) in check(name).items():
+                print(f"{name:14s} {key:16s} recorded {was:9.4f}  now {now:9.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

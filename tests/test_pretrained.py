@@ -1,0 +1,177 @@
+"""The generators that ship with ganlib: hash-checked loading, their records, and their metrics."""
+import json
+import math
+
+import pytest
+import torch
+
+from ganlib import models, pretrained
+from ganlib.checkpoint import load_model
+from ganlib.train import GANConfig, GANTrainer, refresh_batch_norm
+
+
+@pytest.fixture
+def tiny_shipped(tmp_path):
+    """A folder holding one small 'shipped' DCGAN, written by pretrained.save."""
+    torch.manual_seed(0)
+    G = models.DCGANGenerator(8, 28, 1, 4)
+    record = pretrained.save("dcgan-mnist", G, {"name": "dcgan-mnist", "wall_time_s": 60.0, "device": "cpu",
+                                                 "metrics": {}}, folder=tmp_path)
+    return tmp_path, G, record
+
+
+def test_save_then_load_gives_the_same_generator(tiny_shipped):
+    folder, G, record = tiny_shipped
+    loaded = pretrained.load("dcgan-mnist", folder=folder)
+    z = torch.randn(5, 8)
+    assert torch.equal(loaded(z), G.eval()(z))
+    assert record["sha256"] == pretrained.file_sha256(folder / "dcgan-mnist.safetensors")
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_load_refuses_a_file_whose_hash_differs_and_says_how_to_regenerate(tiny_shipped):
+    folder, _, _ = tiny_shipped
+    path = folder / "dcgan-mnist.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last weight: still a valid safetensors file
+    path.write_bytes(bytes(data))
+    with pytest.raises(pretrained.PretrainedError, match="SHA-256") as err:
+        pretrained.load("dcgan-mnist", folder=folder)
+    assert "python -m ganlib.pretrained make dcgan-mnist" in str(err.value)
+
+
+def test_a_missing_file_names_the_command_that_makes_it(tiny_shipped):
+    folder, _, _ = tiny_shipped
+    (folder / "dcgan-mnist.safetensors").unlink()
+    with pytest.raises(pretrained.PretrainedError, match="missing") as err:
+        pretrained.load("dcgan-mnist", folder=folder)
+    assert "python -m ganlib.pretrained make dcgan-mnist" in str(err.value)
+    (folder / "dcgan-mnist.json").unlink()
+    with pytest.raises(pretrained.PretrainedError, match="python -m ganlib.pretrained make dcgan-mnist"):
+        pretrained.info("dcgan-mnist", folder=folder)
+
+
+def test_an_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(pretrained.PretrainedError, match="dcgan-mnist"):
+        pretrained.load("stylegan-mnist")
+
+
+def test_save_refuses_non_finite_weights(tmp_path):
+    G = models.DCGANGenerator(8, 28, 1, 4)
+    with torch.no_grad():
+        next(G.parameters())[0].fill_(float("nan"))
+    with pytest.raises(pretrained.PretrainedError, match="non-finite"):
+        pretrained.save("dcgan-mnist", G, {}, folder=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- the shipped files
+
+
+@pytest.mark.parametrize("name", pretrained.names())
+def test_every_shipped_generator_loads_and_generates_images(name):
+    G = pretrained.load(name)
+    images, labels = pretrained.generate(G, 20, seed=1)
+    assert images.shape == (20, 1, 28, 28)
+    assert torch.isfinite(images).all() and images.min() >= -1 and images.max() <= 1
+    assert images.std() > 0.1  # not a constant image
+    if G.num_classes:
+        assert labels.tolist() == [i % 10 for i in range(20)]
+    # same seed, same images
+    assert torch.equal(pretrained.generate(G, 20, seed=1)[0], images)
+
+
+@pytest.mark.parametrize("name", pretrained.names())
+def test_every_shipped_record_has_its_provenance(name):
+    record = pretrained.info(name)
+    for key in ("command", "train_command", "date", "device", "versions", "steps", "wall_time_s", "metrics", "sha256"):
+        assert key in record, key
+    assert record["command"] == f"python -m ganlib.pretrained make {name}"
+    assert record["train_command"].endswith(" ".join(pretrained.RECIPES[name]))
+    assert record["steps"] == int(pretrained.RECIPES[name][pretrained.RECIPES[name].index("--steps") + 1])
+    assert all(math.isfinite(record["metrics"][k]) for k in ("fid", "inception_score", "precision", "recall"))
+    assert abs(sum(record["metrics"]["label_histogram"]) - 1) < 1e-6
+
+
+def test_the_shipped_files_are_a_few_megabytes():
+    total = sum((pretrained.WEIGHTS_DIR / f"{n}.safetensors").stat().st_size for n in pretrained.names())
+    assert total < 10e6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", pretrained.names())
+def test_recorded_metrics_are_recomputed_from_the_shipped_weights(name, single_thread):
+    # the noise is seeded, so on a CPU the samples are the same up to float rounding
+    for key, (recorded, now) in pretrained.check(name).items():
+        assert now == pytest.approx(recorded, rel=0.01, abs=0.01), key
+
+
+# ----------------------------------------------------------------------------- EMA and batch norm
+
+
+def test_refresh_batch_norm_sets_the_statistics_of_the_generators_own_activations():
+    torch.manual_seed(0)
+    G = models.DCGANGenerator(8, 28, 1, 4).eval()
+    bn = G.net[1]
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(9.0)
+    refresh_batch_norm(G, batches=3, batch_size=50, seed=7)
+    # the same noise, replayed: the first BN layer's input is the first transposed convolution's output
+    rng = torch.Generator().manual_seed(7)
+    zs = [torch.randn(50, 8, generator=rng) for _ in range(3)]
+    with torch.no_grad():
+        acts = [G.net[0](z[:, :, None, None]) for z in zs]
+    means = torch.stack([a.mean((0, 2, 3)) for a in acts]).mean(0)
+    assert torch.allclose(bn.running_mean, means, atol=1e-5)
+    assert not G.training  # its mode is restored
+    assert bn.momentum == 0.1
+
+
+def test_sampling_the_ema_generator_uses_fresh_statistics_and_leaves_training_alone():
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    G, D = models.DCGANGenerator(8, 28, 1, 4), models.DCGANDiscriminator(28, 1, 4)
+    trainer = GANTrainer(G, D, x, GANConfig(steps=3, batch_size=16, ema_decay=0.5, progress=False))
+    trainer.fit()
+    before = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
+    sampler = trainer.sampling_generator()
+    assert sampler is not trainer.ema.module
+    assert not torch.allclose(sampler.net[1].running_mean, trainer.ema.module.net[1].running_mean)
+    trainer.sample(8)
+    assert all(torch.equal(before[k], v) for k, v in trainer.ema.state_dict().items())
+    assert trainer.sampling_generator() is sampler  # one copy per step
+    assert trainer.sampling_generator(ema=False) is trainer.generator
+
+
+def test_load_model_gives_the_ema_generator_with_fresh_statistics(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28) * 2 - 1
+    trainer = GANTrainer(models.DCGANGenerator(8, 28, 1, 4), models.DCGANDiscriminator(28, 1, 4), x,
+                         GANConfig(steps=3, batch_size=16, ema_decay=0.5, progress=False,
+                                   checkpoint_path=str(tmp_path / "c.safetensors")))
+    trainer.fit()
+    G = load_model(tmp_path / "c.safetensors")
+    z = torch.randn(4, 8)
+    assert torch.allclose(G(z), trainer.sample(z=z), atol=1e-6)
+
+
+def test_seeds_keeps_other_processes_rows(tmp_path, monkeypatch):
+    out = tmp_path / "seeds.json"
+    argv = pretrained.RECIPES["dcgan-mnist"]
+    out.write_text(json.dumps({"train_command": "python -m ganlib train " + " ".join(argv), "runs": [
+        {"seed": 5, "from": "another process", "date": "2026-01-01", "ema": {"fid": 10.0, "inception_score": 9.0,
+                                                                               "precision": 0.8, "recall": 0.7}}]}))
+    monkeypatch.setattr(pretrained, "info", lambda name: (_ for _ in ()).throw(pretrained.PretrainedError("none")))
+
+    class FakeTrainer:
+        ema = None
+        def sampling_generator(self, ema):
+            return None
+
+    monkeypatch.setattr(pretrained, "_train", lambda argv, out, every: (FakeTrainer(), None, 1.0))
+    monkeypatch.setattr(pretrained, "measure", lambda G: {"fid": 20.0, "inception_score": 8.0, "precision": 0.6,
+                                                          "recall": 0.5})
+    result = pretrained.seeds("dcgan-mnist", [7], out)
+    assert [r["seed"] for r in result["runs"]] == [5, 7]
+    assert result["summary"]["ema_fid"]["mean"] == 15.0
+    assert result["summary"]["ema_fid"]["std"] == pytest.approx(math.sqrt(50.0))
