@@ -35,7 +35,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from .models import build_model
+from .models import build_model, refresh_batch_norm
 
 FORMAT = "ganlib-checkpoint-v1"
 # Files written before tensors were named by position (path names like "/models/generator/w") and
@@ -384,7 +384,5 @@ def load_model(path: str | os.PathLike, name: str | None = None, ema: bool = Tru
         weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
     model.load_state_dict(weights)
     if averaged:  # the EMA's running BN statistics belong to the raw weights: re-estimate them
-        from .train.ema import refresh_batch_norm
-
         refresh_batch_norm(model, seed=int(state["config"].get("seed", 0)) + 3)
     return model.eval()

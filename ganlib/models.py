@@ -12,7 +12,8 @@ Conventions: images are in [-1, 1], the range of a tanh generator. Generators ta
 ``z`` of shape (N, latent_dim) and have ``.latent_dim``; discriminators return one logit/score per
 example, shape (N,). Conditional models (``num_classes > 0``) take ``labels=`` (int64, shape (N,)).
 Each model records its constructor arguments in ``.spec``, so :func:`build_model` can rebuild it
-from a checkpoint.
+from a checkpoint. :func:`refresh_batch_norm` re-estimates a generator's batch-norm statistics
+(for an averaged, EMA generator).
 """
 from __future__ import annotations
 
@@ -86,6 +87,49 @@ def build_model(spec: dict) -> nn.Module:
     if spec.get("class") not in classes:
         raise ValueError(f"unknown model class {spec.get('class')!r}; known: {sorted(classes)}")
     return classes[spec["class"]](**spec["kwargs"])
+
+
+def batch_norms(module: nn.Module) -> list[nn.Module]:
+    """The batch-norm layers of ``module``."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def refresh_batch_norm(generator: nn.Module, batches: int = 10, batch_size: int = 500,
+                       seed: int = 0) -> nn.Module:
+    """Re-estimate a generator's batch-norm running statistics from its own activations, in place.
+
+    An EMA generator's weights are an average, but its running means and variances were averaged
+    from the *raw* generators' activations, which differ: in eval mode each BN layer then shifts
+    and scales by the wrong amounts, and the EMA model scores worse than the raw one. This is the
+    fix of SWA (Izmailov et al. 2018, ``torch.optim.swa_utils.update_bn``), with noise instead of
+    a data loader as the input: ``batches`` forward passes of ``batch_size`` codes z ~ N(0, I)
+    (and uniform random labels for a conditional generator), in train mode, with a cumulative
+    average (momentum None). Seeded: the same call gives the same statistics. A generator without
+    batch norm is returned unchanged.
+    """
+    norms = batch_norms(generator)
+    if not norms:
+        return generator
+    device = next(generator.parameters()).device
+    rng = torch.Generator().manual_seed(seed)
+    momenta = [m.momentum for m in norms]
+    was_training = generator.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches, as update_bn does
+    generator.train()
+    try:
+        for _ in range(batches):
+            z = torch.randn(batch_size, generator.latent_dim, generator=rng).to(device)
+            classes = getattr(generator, "num_classes", 0)
+            kw = {"labels": torch.randint(0, classes, (batch_size,), generator=rng).to(device)} if classes else {}
+            generator(z, **kw)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        generator.train(was_training)
+    return generator
 
 
 # ----------------------------------------------------------------------------- MLPs

@@ -104,16 +104,21 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and "--resume" in result.stdout
 
 
-def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
+def _offline(monkeypatch, data_folder, dataset="MNIST"):
+    """No network and an empty data folder: the test never touches the network, since both
+    torchvision's download method and the URL opener fail."""
     import torchvision
 
     def no_network(*args, **kwargs):
         raise URLError("network disabled in this test")
 
-    # the test never touches the network: both the download method and the URL opener fail
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", no_network)
+    monkeypatch.setattr(getattr(torchvision.datasets, dataset), "download", no_network)
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    monkeypatch.setenv("GANLIB_DATA", str(data_folder))
+
+
+def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
+    _offline(monkeypatch, tmp_path)
     # the message itself is checked in tests/test_data.py; here: the CLI prints it as one line ...
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--dataset", "mnist", "--steps", "1", "--out", str(tmp_path / "run"), *FAST])
@@ -125,14 +130,7 @@ def test_train_command_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
 
 
 def test_fashion_mnist_is_a_dataset_and_says_how_to_get_it_offline(tmp_path, monkeypatch, capsys):
-    import torchvision
-
-    def no_network(*args, **kwargs):
-        raise URLError("network disabled in this test")
-
-    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", no_network)
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    monkeypatch.setenv("GANLIB_DATA", str(tmp_path))
+    _offline(monkeypatch, tmp_path, "FashionMNIST")
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--dataset", "fashion_mnist", "--model", "dcgan", "--steps", "1", "--out", str(tmp_path / "run"), *FAST])
     assert exit_info.value.code == 1

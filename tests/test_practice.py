@@ -153,3 +153,22 @@ def test_explorer_image_moves_with_the_shift_and_the_digit():
     assert not torch.equal(a, practice.explorer_images(G, 0, 1, 0.0, [2.0], label=3))
     assert not torch.equal(a, practice.explorer_images(G, 0, 1, 0.0, [0.0], label=4))
     assert torch.equal(a, practice.explorer_images(G, 0, 1, 0.0, [0.0], label=3))
+
+
+def test_ema_batchnorm_measures_three_generators_of_one_checkpoint(tmp_path, monkeypatch):
+    from ganlib import pretrained
+    from ganlib.train import GANConfig, GANTrainer
+
+    torch.manual_seed(0)
+    trainer = GANTrainer(models.DCGANGenerator(8, 28, 1, 4), models.DCGANDiscriminator(28, 1, 4),
+                         torch.rand(64, 1, 28, 28) * 2 - 1,
+                         GANConfig(steps=4, batch_size=16, ema_decay=0.5, progress=False,
+                                   checkpoint_path=str(tmp_path / "c.safetensors")))
+    trainer.fit()
+    # each row's "metric" is its first BN layer's running mean: which statistics each generator carries
+    monkeypatch.setattr(pretrained, "measure", lambda G: {"fid": float(G.net[1].running_mean.sum())})
+    rows = practice.ema_batchnorm(tmp_path / "c.safetensors")["rows"]
+    assert rows["raw generator"]["fid"] == pytest.approx(float(trainer.generator.net[1].running_mean.sum()))
+    assert rows["EMA, averaged BN statistics"]["fid"] == pytest.approx(float(trainer.ema.module.net[1].running_mean.sum()))
+    fresh = trainer.sampling_generator().net[1].running_mean.sum()
+    assert rows["EMA, BN statistics re-estimated"]["fid"] == pytest.approx(float(fresh), rel=1e-5)

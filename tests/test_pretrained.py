@@ -7,7 +7,8 @@ import torch
 
 from ganlib import models, pretrained
 from ganlib.checkpoint import load_model
-from ganlib.train import GANConfig, GANTrainer, refresh_batch_norm
+from ganlib.models import refresh_batch_norm
+from ganlib.train import GANConfig, GANTrainer
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@
   FID on a fixed subset (:func:`quick_fid`);
 * what a trained generator has learned: nearest training neighbours (:func:`nearest_neighbours`),
   latent interpolation (:func:`interpolate`), and the latent explorer (:func:`latent_explorer`);
-* the Radford et al. ablation, a command with a results file: ``python -m ganlib.chapters.practice
-  ablation`` writes ``book/results/dcgan_ablation.json``.
+* three commands with results files in ``book/results/``: ``python -m ganlib.chapters.practice
+  ablation`` (Radford et al.'s guidelines, one at a time: ``dcgan_ablation.json``), ``calibrate``
+  (the FID of real digits spoiled in known ways: ``mnist_fid_calibration.json``) and ``ema-bn
+  CHECKPOINT`` (a run's raw, EMA and BN-refreshed EMA generators: ``ema_batchnorm.json``).
 
 The training itself is ganlib's: ``python -m ganlib train`` and :mod:`ganlib.pretrained`.
 """
@@ -59,10 +61,11 @@ def pixel_sums(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1) / 2).flatten(1).sum(1)
 
 
-def mlp_run(softmax: bool, steps: int, seed: int = 0) -> dict:
-    """A short MLP-GAN run (the source's 128-256-512-1024 generator) with a tanh or a softmax output."""
+def mlp_run(softmax: bool, steps: int, seed: int = 0, images: torch.Tensor | None = None) -> dict:
+    """A short MLP-GAN run (the source's 128-256-512-1024 generator) with a tanh or a softmax output,
+    on ``images`` (default: the MNIST training set)."""
     seed_everything(seed)
-    x, _ = load_mnist("train")
+    x = images if images is not None else load_mnist("train")[0]
     body = models.MLPGenerator(100, (1, 28, 28), hidden=(128, 256, 512, 1024), out_activation=None if softmax else "tanh",
                                batchnorm=True)
     G = SoftmaxImages(body) if softmax else body
@@ -182,14 +185,17 @@ class QuickFID:
 
 
 def dcgan_trainer(steps: int, base_width: int = 32, seed: int = 0, snapshot_every: int = 0, fid_every: int = 0,
-                  ema_decay: float = 0.999, conditional: bool = False, **config) -> GANTrainer:
-    """The chapter's DCGAN on MNIST, as ``python -m ganlib train --dataset mnist --model dcgan`` builds it."""
+                  fid_samples: int = 2000, ema_decay: float = 0.999, conditional: bool = False, data=None,
+                  **config) -> GANTrainer:
+    """The chapter's DCGAN on MNIST, as ``python -m ganlib train --dataset mnist --model dcgan`` builds it.
+
+    ``data`` is (images, labels), by default the MNIST training set."""
     seed_everything(seed)
-    data = load_mnist("train")
+    data = data if data is not None else load_mnist("train")
     k = 10 if conditional else 0
     G = models.DCGANGenerator(100, 28, 1, base_width, num_classes=k, batchnorm=config.pop("g_batchnorm", True))
     D = models.DCGANDiscriminator(28, 1, base_width, num_classes=k, norm=config.pop("d_norm", None))
-    callbacks = ([SampleSnapshots(snapshot_every)] if snapshot_every else []) + ([QuickFID(fid_every)] if fid_every else [])
+    callbacks = ([SampleSnapshots(snapshot_every)] if snapshot_every else []) + ([QuickFID(fid_every, fid_samples)] if fid_every else [])
     cfg = GANConfig(**{"steps": steps, "batch_size": 64, "seed": seed, "progress": False, "log_every": 10,
                        "ema_decay": ema_decay, **config})
     return GANTrainer(G, D, data if conditional else data[0], cfg, callbacks)
@@ -357,6 +363,30 @@ def calibration(seed: int = 0) -> dict:
             "wall_time_s": round(time.perf_counter() - start, 1), "rows": rows}
 
 
+EMA_BN_PATH = RESULTS_DIR / "ema_batchnorm.json"
+
+
+def ema_batchnorm(checkpoint: Path) -> dict:
+    """A trainer checkpoint's generator three ways, on the book's full MNIST metrics: the raw weights,
+    the EMA weights with the EMA of the raw generators' batch-norm statistics (what sampling
+    ``trainer.ema.module`` in eval mode gives), and the EMA weights with re-estimated statistics."""
+    from ..checkpoint import load_checkpoint, load_model
+    from ..env import describe_environment
+    from ..pretrained import measure
+
+    start = time.perf_counter()
+    state = load_checkpoint(checkpoint)
+    raw = load_model(checkpoint, ema=False)
+    averaged = models.build_model(state["specs"]["generator"])
+    averaged.load_state_dict({k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")})
+    rows = {"raw generator": measure(raw), "EMA, averaged BN statistics": measure(averaged.eval()),
+            "EMA, BN statistics re-estimated": measure(load_model(checkpoint))}
+    return {"command": f"python -m ganlib.chapters.practice ema-bn {checkpoint}", "run": state.get("run"),
+            "step": state["step"], "ema_decay": state["config"]["ema_decay"],
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": describe_environment("cpu"),
+            "wall_time_s": round(time.perf_counter() - start, 1), "rows": rows}
+
+
 def load_results(path: Path, command: str) -> dict:
     """A committed results file, or an error that names the command that writes it."""
     if not Path(path).exists():
@@ -381,9 +411,18 @@ def main(argv=None) -> None:
     c = sub.add_parser("calibrate", help="the MNIST FID of spoiled real digits (writes book/results/mnist_fid_calibration.json)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", type=Path, default=CALIBRATION_PATH)
+    e = sub.add_parser("ema-bn", help="a run's raw, EMA and BN-refreshed EMA generator (writes book/results/ema_batchnorm.json)")
+    e.add_argument("checkpoint", type=Path, help="a trainer checkpoint with an EMA, e.g. the one that "
+                   "`python -m ganlib.pretrained make dcgan-mnist --run-dir DIR` keeps in DIR")
+    e.add_argument("--out", type=Path, default=EMA_BN_PATH)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    result = ablation(args.steps, args.seed) if args.command == "ablation" else calibration(args.seed)
+    if args.command == "ablation":
+        result = ablation(args.steps, args.seed)
+    elif args.command == "calibrate":
+        result = calibration(args.seed)
+    else:
+        result = ema_batchnorm(args.checkpoint)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

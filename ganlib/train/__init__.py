@@ -25,7 +25,7 @@ every replay: change them with :func:`set_learning_rate` (as :class:`LinearLRDec
 """
 from .callbacks import LinearLRDecay, SampleSnapshots, save_samples
 from .config import COMPILE_MODES, CUDAGRAPH_MODES, GANConfig, TrainConfig, VAEConfig, compile_mode
-from .ema import EMA, refresh_batch_norm
+from .ema import EMA
 from .gan import GANStepInputs, GANTrainer, frozen
 from .loop import Trainer, eval_mode, set_learning_rate
 from .step_log import NonFiniteLossError
@@ -33,4 +33,4 @@ from .vae import VAEStepInputs, VAETrainer
 
 __all__ = ["COMPILE_MODES", "CUDAGRAPH_MODES", "EMA", "GANConfig", "GANStepInputs", "GANTrainer", "LinearLRDecay",
            "NonFiniteLossError", "SampleSnapshots", "TrainConfig", "Trainer", "VAEConfig", "VAEStepInputs",
-           "VAETrainer", "compile_mode", "eval_mode", "frozen", "refresh_batch_norm", "save_samples", "set_learning_rate"]
+           "VAETrainer", "compile_mode", "eval_mode", "frozen", "save_samples", "set_learning_rate"]

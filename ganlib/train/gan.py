@@ -11,7 +11,8 @@ import torch
 from ..cuda_graph import CUDAGraphStep
 from ..losses import LOGIT_LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
 from .config import GANConfig
-from .ema import EMA, refresh_batch_norm
+from ..models import batch_norms, refresh_batch_norm
+from .ema import EMA
 from .loop import Trainer, eval_mode
 
 
@@ -98,7 +99,7 @@ class GANTrainer(Trainer):
             self.ema = EMA(self.generator, config.ema_decay)
         if config.gp_weight or config.r1_weight:
             self.history["penalty"] = []
-        if config.gp_weight and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()):
+        if config.gp_weight and batch_norms(discriminator):
             warnings.warn("the discriminator uses batch norm, which mixes examples, so the gradient penalty no "
                           "longer constrains each example's gradient (Gulrajani et al. 2017, sec. 4); build it with "
                           "norm='layer' or norm='none'", stacklevel=2)
@@ -214,13 +215,15 @@ class GANTrainer(Trainer):
         """The generator that :meth:`sample` runs: the raw one, or a copy of the EMA one.
 
         The copy's batch-norm statistics are re-estimated for the averaged weights
-        (:func:`~ganlib.train.ema.refresh_batch_norm`): the EMA's own running statistics were
+        (:func:`~ganlib.models.refresh_batch_norm`): the EMA's own running statistics were
         averaged from the raw generators' activations and make the EMA model worse than the raw
         one (measured in the chapter "Practice on MNIST"). The copy is made once per training step
-        and never touches the training state.
+        and never touches the training state; an EMA generator without batch norm is used as it is.
         """
         if not (ema and self.ema is not None):
             return self.generator
+        if not batch_norms(self.ema.module):  # nothing to re-estimate
+            return self.ema.module
         if self._ema_for_sampling is None or self._ema_for_sampling[0] != self.step:
             fresh = refresh_batch_norm(copy.deepcopy(self.ema.module), seed=self.config.seed + 3)
             self._ema_for_sampling = (self.step, fresh)
