@@ -41,12 +41,13 @@ from .checkpoint import _umask
 from .models import build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"  # in a checkout of the book
 MAKE_COMMAND = "python -m ganlib.pretrained make {name}"
 EVAL_SAMPLES = 10_000
 EVAL_SEED = 2024  # the noise of the recorded metrics (and of their recomputation)
 
 #: name -> the ``python -m ganlib train`` options of its full-profile recipe (without ``--out``).
-#: Chosen for a CPU hour at one thread; the chapter "Practice on MNIST" says what each change gave.
+#: Sized for about an hour of one free CPU core each; the chapter "Practice on MNIST" shows what they reach.
 RECIPES: dict[str, list[str]] = {
     # the source article's MLP GAN done right: tanh output, batch norm in G, LeakyReLU D, one Adam each
     "mlp-mnist": ["--dataset", "mnist", "--model", "mlp", "--batch-size", "64", "--steps", "24000",
@@ -86,8 +87,9 @@ def info(name: str, folder: Path | None = None) -> dict:
     """The provenance record of a shipped model: command, date, device, versions, metrics, ..."""
     weights, record = _paths(name, folder)
     if not record.is_file():
-        raise PretrainedError(f"the provenance file {record} of {name!r} is missing; regenerate the model with "
-                              f"`{MAKE_COMMAND.format(name=name)}` (see its 'wall_time_s' for how long it takes)")
+        raise PretrainedError(f"the provenance file {record} of {name!r} is missing; restore it from the ganlib "
+                              f"package (pip install --force-reinstall, or git checkout {record.name}), or regenerate "
+                              f"the model with `{MAKE_COMMAND.format(name=name)}` (about an hour on one CPU core)")
     return json.loads(record.read_text())
 
 
@@ -366,7 +368,7 @@ def main(argv=None) -> None:
     s.add_argument("--out", type=Path, help="default: book/results/NAME_seeds.json")
     s.add_argument("--threads", type=int, default=1)
     c = sub.add_parser("check", help="recompute the shipped models' metrics")
-    c.add_argument("names", nargs="*", choices=names() + [[]], default=[])
+    c.add_argument("names", nargs="*", help=f"default: all ({', '.join(names())})")
     args = parser.parse_args(argv)
     if args.command == "make":
         torch.set_num_threads(args.threads)
@@ -374,7 +376,7 @@ def main(argv=None) -> None:
         print(json.dumps({k: record[k] for k in ("name", "steps", "wall_time_s", "metrics", "sha256")}, indent=1))
     elif args.command == "seeds":
         torch.set_num_threads(args.threads)
-        out = args.out or Path("book/results") / f"{args.name}_seeds.json"
+        out = args.out or RESULTS_DIR / f"{args.name}_seeds.json"
         print(json.dumps(seeds(args.name, args.seeds, out)["summary"], indent=1))
     else:
         for name in args.names or names():
