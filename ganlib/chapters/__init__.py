@@ -11,6 +11,9 @@ One chapter's helpers:
                the chapter's demonstration runs (saturation, critic objectives, the Markov-chain loss)
   pacgan       "Losses": PacGAN's packed discriminator, the anti-collapse configuration
   dirac        "Losses": the Dirac-GAN of Mescheder et al. 2018 (simultaneous/alternating steps, R1)
+  practice     "Practice on MNIST": the sources' code defects as runs, DCGAN arithmetic, the chapter's
+               DCGAN runs, neighbours, interpolation, the latent explorer, and its result commands
+               (python -m ganlib.chapters.practice ablation | calibrate | ema-bn)
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter
