@@ -45,7 +45,8 @@ from . import distributed, models
 from .checkpoint import FORMAT, load_checkpoint, load_model
 from .env import by_profile, default_device, seed_everything
 from .losses import LOSSES
-from .train import (COMPILE_MODES, GANConfig, GANTrainer, SampleSnapshots, VAEConfig, VAETrainer, save_samples)
+from .train import (COMPILE_MODES, GANConfig, GANTrainer, LinearLRDecay, SampleSnapshots, VAEConfig, VAETrainer,
+                    save_samples)
 
 TOY = {"gaussian1d": gdata.Gaussian1D, "ring": gdata.gaussian_ring, "grid": gdata.gaussian_grid,
        "moons": gdata.TwoMoons, "spiral": gdata.Spiral}
@@ -170,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(doubled at each stage; preset: 32 quick, 64 full)")
     t.add_argument("--conditional", action="store_true", default=None, help="class-conditional G and D (image datasets)")
     t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral norm in D")
+    t.add_argument("--binarize", action="store_true", default=None,
+                   help="VAE: dynamic binarisation, fresh binary pixels ~ Bernoulli(grey level) every step")
+    t.add_argument("--lr-decay", action="store_true", default=None,
+                   help="decay the learning rate linearly to 0 at --steps (give it again with --resume)")
     t.add_argument("--seed", type=COUNT, help="default 0")
     t.add_argument("--log-every", type=POSITIVE_INT, help="default 50")
     t.add_argument("--sample-every", type=COUNT, help="write fixed-noise snapshots to DIR/snapshots every N steps")
@@ -203,7 +208,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- train
 
 #: what defines a run: fixed once it has started (option -> where the checkpoint records it)
-RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "conditional", "spectral_norm")
+RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "conditional", "spectral_norm",
+                "binarize")
 
 
 def option(name: str) -> str:
@@ -224,12 +230,15 @@ def run_settings(args) -> dict:
     model = args.model or "mlp"
     if args.base_width is not None and model != "dcgan":
         raise UsageError(f"--base-width sets the DCGAN's channels; --model {model} does not take it")
+    if args.binarize and model not in VAE_MODELS:
+        raise UsageError(f"--binarize is a VAE option (binary pixels for a Bernoulli decoder); --model {model} "
+                         "is a GAN: leave --binarize out, or use --model vae / conv-vae")
     cfg = preset(args.dataset, model)
     return {"dataset": args.dataset, "model": model,
             "batch_size": args.batch_size or cfg["batch_size"], "seed": 0 if args.seed is None else args.seed,
             "latent_dim": args.latent_dim or cfg["latent_dim"], "conditional": bool(args.conditional),
             "base_width": (args.base_width or cfg.get("base_width")) if model == "dcgan" else None,
-            "spectral_norm": bool(args.spectral_norm)}
+            "spectral_norm": bool(args.spectral_norm), "binarize": bool(args.binarize)}
 
 
 def build_models(run: dict, data) -> dict:
@@ -307,7 +316,7 @@ def resume_overrides(args, state: dict, path: Path) -> dict:
     checkpoint_values = {**recorded, "batch_size": config["batch_size"], "seed": config["seed"]}
     given = {"dataset": args.dataset, "model": args.model, "batch_size": args.batch_size, "seed": args.seed,
              "latent_dim": args.latent_dim, "base_width": args.base_width, "conditional": args.conditional,
-             "spectral_norm": args.spectral_norm}
+             "spectral_norm": args.spectral_norm, "binarize": args.binarize}
     changed = [f"{option(k)} {v!r} (the checkpoint has {checkpoint_values[k]!r})" for k, v in given.items()
                if v is not None and k in checkpoint_values and v != checkpoint_values[k]]
     if changed:
@@ -333,7 +342,7 @@ def build_trainer(args, callbacks=()):
         data = load_data(run.get("dataset", args.dataset))
         trainer = cls.from_state(state, data, callbacks, source=ckpt, **overrides, checkpoint_path=str(ckpt))
         trainer.run_info = trainer.run_info or {"dataset": args.dataset}  # older checkpoints record no run
-        return trainer
+        return _with_lr_decay(trainer, args)
     run = run_settings(args)
     is_vae = run["model"] in VAE_MODELS
     if is_vae and args.dataset in TOY:
@@ -347,11 +356,20 @@ def build_trainer(args, callbacks=()):
     common = dict(steps=preset(args.dataset, run["model"])["steps"], batch_size=run["batch_size"], seed=run["seed"],
                   checkpoint_path=str(ckpt))
     if is_vae:
-        trainer = VAETrainer(built["vae"], data, VAEConfig(**{"lr": lr, **common, **fields}), callbacks)
+        config = VAEConfig(**{"lr": lr, **common, "binarize": run["binarize"], **fields})
+        trainer = VAETrainer(built["vae"], data, config, callbacks)
     else:
         config = GANConfig(**{"lr_g": lr, "lr_d": lr, **common, **fields})
         trainer = GANTrainer(built["generator"], built["discriminator"], data, config, callbacks)
     trainer.run_info = run
+    return _with_lr_decay(trainer, args)
+
+
+def _with_lr_decay(trainer, args):
+    """``--lr-decay``: every rate falls linearly to 0 at the run's last step (first, so the step's
+    other callbacks see the new rate)."""
+    if args.lr_decay:
+        trainer.callbacks.insert(0, LinearLRDecay(trainer.config.steps))
     return trainer
 
 

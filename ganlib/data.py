@@ -145,6 +145,20 @@ def _damaged_raw_files(cls, folder: Path, split: str) -> list[str]:
     return problems
 
 
+def dynamic_binarize(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary images drawn pixel by pixel: 1 with probability equal to the grey level, else -1.
+
+    ``images`` are in [-1, 1] (ganlib's range), so the grey level is ``(x + 1) / 2``; the result
+    keeps that range, with values in {-1, 1}. Drawn afresh at each visit during training this is
+    the *dynamic binarisation* of Salakhutdinov & Murray (2008) behind the published MNIST
+    likelihoods; drawn once with a fixed seed it gives a fixed binary test set.
+    """
+    probs = ((images + 1) / 2).clamp(0, 1)
+    where = generator.device if generator is not None else images.device
+    u = torch.rand(probs.shape, generator=generator, device=where, dtype=probs.dtype).to(images.device)
+    return torch.where(u < probs, 1.0, -1.0).to(images.dtype)
+
+
 def load_digits(split: str = "all", test_fraction: float = 0.2, seed: int = 0):
     """scikit-learn's bundled 8x8 digits (1,797 images; no download) as ``(images, labels)``.
 

@@ -1,22 +1,25 @@
-"""Pretrained MNIST generators that ship with ganlib, and the command that makes them.
+"""Pretrained MNIST generators and VAEs that ship with ganlib, and the command that makes them.
 
 Load one (offline; its SHA-256 is checked first)::
 
     G = ganlib.pretrained.load("dcgan-mnist")      # eval mode, on the CPU
     info = ganlib.pretrained.info("dcgan-mnist")   # provenance and metrics (a dict)
+    vae = ganlib.pretrained.load("vae-mnist")      # the whole VAE: encoder, decoder, ganlib.models.VAE
 
 Each model is two files in ``ganlib/weights/``: ``NAME.safetensors`` (the generator's weights,
-the EMA weights where the run kept them, and its ``.spec`` in the metadata) and ``NAME.json``
+the EMA weights where the run kept them, or a VAE's; stored in float16, with its ``.spec`` in
+the metadata) and ``NAME.json``
 (the file's SHA-256, the command, date, device, versions, steps, wall time and its MNIST metrics).
 Both are written by one command, which trains the recipe with ``python -m ganlib train``'s own
 code, re-estimates the EMA generator's batch-norm statistics, measures it, and writes the files::
 
-    python -m ganlib.pretrained make dcgan-mnist     # or mlp-mnist, cdcgan-mnist
+    python -m ganlib.pretrained make dcgan-mnist     # or mlp-mnist, cdcgan-mnist, vae-mnist
     python -m ganlib.pretrained seeds dcgan-mnist --seeds 0 1 2   # the recipe's spread over seeds
     python -m ganlib.pretrained check                # recompute every shipped model's metrics
 
 The metrics follow the book's MNIST convention (:func:`ganlib.metrics.mnist_metrics`): 10,000
-samples against the 10,000 test images, features of ganlib's MNIST classifier.
+samples against the 10,000 test images, features of ganlib's MNIST classifier. A VAE's record
+adds its test log-likelihood (:mod:`ganlib.likelihood`, k = 5000, binarised test images).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import _umask
-from .models import build_model
+from .models import VAE, build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"  # in a checkout of the book
@@ -56,7 +59,16 @@ RECIPES: dict[str, list[str]] = {
                     "--steps", "24000", "--ema-decay", "0.999", "--seed", "0"],
     "cdcgan-mnist": ["--dataset", "mnist", "--model", "dcgan", "--conditional", "--base-width", "32",
                      "--batch-size", "64", "--steps", "24000", "--ema-decay", "0.999", "--seed", "0"],
+    # the VAE chapter's best VAE: MLP 784-512-256-32, Bernoulli decoder on dynamically binarised MNIST
+    # (the data of published likelihoods), 256 epochs with a linear learning-rate decay
+    "vae-mnist": ["--dataset", "mnist", "--model", "vae", "--binarize", "--latent-dim", "32", "--batch-size", "128",
+                  "--steps", "120000", "--lr-decay", "--seed", "0"],
 }
+#: the VAEs' likelihood evaluation: importance samples per test image (Burda et al. 2016's k)
+NLL_SAMPLES = 5000
+#: how the weights ship: float16 halves the files; every recorded metric is measured on the rounded weights
+STORED_DTYPE = torch.float16
+STORED_NOTE = "; stored as float16 (metrics measured on the stored weights)"
 
 
 class PretrainedError(RuntimeError):
@@ -114,7 +126,7 @@ def load(name: str, folder: Path | None = None, device=None) -> torch.nn.Module:
     with safe_open(str(weights), "pt") as f:
         spec = json.loads(f.metadata()["spec"])
     model = build_model(spec)
-    model.load_state_dict(tensors)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     return model.to(device or "cpu").eval()
 
 
@@ -127,6 +139,7 @@ def generate(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL
     """``n`` samples (CPU, float32) from seeded noise; a conditional generator gets balanced labels."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(n, generator.latent_dim, generator=rng)
+    draw = generator.decode_mean if isinstance(generator, VAE) else generator  # a VAE samples E[x | z]
     classes = getattr(generator, "num_classes", 0)
     labels = torch.arange(n) % classes if classes else None
     device = next(generator.parameters()).device
@@ -135,7 +148,7 @@ def generate(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL
     out = []
     for i in range(0, n, batch_size):
         kw = {"labels": labels[i:i + batch_size].to(device)} if classes else {}
-        out.append(generator(z[i:i + batch_size].to(device), **kw).float().cpu())
+        out.append(draw(z[i:i + batch_size].to(device), **kw).float().cpu())
     generator.train(was_training)
     return torch.cat(out), labels
 
@@ -190,9 +203,10 @@ class TrackFID:
     def __call__(self, trainer) -> None:
         row = {"step": trainer.step}
         for kind, use_ema in (("raw", False), ("ema", True)):
-            if use_ema and trainer.ema is None:
+            if use_ema and getattr(trainer, "ema", None) is None:
                 continue
-            row[kind] = measure(trainer.sampling_generator(use_ema), self.n, full=False)
+            model = trainer.vae if hasattr(trainer, "vae") else trainer.sampling_generator(use_ema)
+            row[kind] = measure(model, self.n, full=False)
         self.rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -243,7 +257,9 @@ def make(name: str, folder: Path | None = None, run_dir: Path | None = None, tra
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(run_dir) if run_dir is not None else Path(tmp)
         trainer, tracker, wall = _train(argv, run, track_every or max(1, steps // 6))
-    generator = trainer.sampling_generator(ema=True)  # EMA weights with refreshed BN, or the raw G
+    if hasattr(trainer, "vae"):
+        return _make_vae(name, argv, trainer, tracker, wall, folder)
+    generator = as_stored(trainer.sampling_generator(ema=True))  # EMA weights with refreshed BN, or the raw G
     metrics = measure(generator)
     raw_metrics = measure(trainer.generator) if trainer.ema is not None else None
     record = {
@@ -256,7 +272,7 @@ def make(name: str, folder: Path | None = None, run_dir: Path | None = None, tra
         "versions": _environment(),
         "steps": trainer.step,
         "wall_time_s": round(wall, 1),
-        "weights": "ema" if trainer.ema is not None else "raw",
+        "weights": ("ema" if trainer.ema is not None else "raw") + STORED_NOTE,
         "parameters": sum(p.numel() for p in generator.parameters()),
         "discriminator_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
         "eval": {"samples": EVAL_SAMPLES, "seed": EVAL_SEED, "reference": "MNIST test (10k)",
@@ -266,14 +282,75 @@ def make(name: str, folder: Path | None = None, run_dir: Path | None = None, tra
         "fid_over_training": tracker.rows,
         "history": _downsample(trainer.history),
     }
-    return save(name, generator, record, folder)
+    return save(name, generator, record, folder, dtype=STORED_DTYPE)
 
 
-def save(name: str, generator: torch.nn.Module, record: dict, folder: Path | None = None) -> dict:
+def as_stored(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` with its floating-point weights and buffers rounded to :data:`STORED_DTYPE`
+    and back: the model exactly as it ships, so that its recorded metrics are the shipped file's."""
+    copy = build_model(model.spec)
+    copy.load_state_dict({k: v.to(STORED_DTYPE).float() if v.is_floating_point() else v
+                          for k, v in model.state_dict().items()})
+    return copy.to(next(model.parameters()).device).eval()
+
+
+def store_half(name: str, folder: Path | None = None) -> dict:
+    """Re-store a shipped model in float16 (half the file), re-measuring its metrics on the rounded
+    weights; the metrics of the float32 file are kept in the record as ``metrics_float32``."""
+    record = info(name, folder)
+    if record.get("weights", "").endswith(STORED_NOTE):
+        return record
+    model = as_stored(load(name, folder))
+    record = {**record, "metrics_float32": record["metrics"], "metrics": measure(model),
+              "weights": record["weights"] + STORED_NOTE,
+              "stored_float16": {"command": f"python -m ganlib.pretrained half {name}",
+                                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}}
+    return save(name, model, record, folder, dtype=STORED_DTYPE)
+
+
+def _make_vae(name, argv, trainer, tracker, wall, folder) -> dict:
+    """A VAE recipe's files: the whole VAE (encoder too), stored in float16, measured as stored."""
+    from .data import load_mnist
+    from .likelihood import active_units, binary_test_set, elbo, iwae_log_likelihood
+
+    vae = as_stored(trainer.vae)
+    test = binary_test_set(load_mnist("test")[0])
+    start = time.perf_counter()
+    nll = -iwae_log_likelihood(vae, test, NLL_SAMPLES, torch.Generator().manual_seed(EVAL_SEED))
+    nll_time = time.perf_counter() - start
+    terms = elbo(vae, test, torch.Generator().manual_seed(EVAL_SEED))
+    activity = active_units(vae, test)
+    record = {
+        "name": name, "command": MAKE_COMMAND.format(name=name),
+        "train_command": "python -m ganlib train " + " ".join(shlex.quote(a) for a in argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(trainer.device), "versions": _environment(), "steps": trainer.step,
+        "epochs": round(trainer.step * trainer.config.batch_size / 60_000, 1),
+        "wall_time_s": round(wall, 1), "weights": "raw" + STORED_NOTE,
+        "parameters": sum(p.numel() for p in vae.parameters()),
+        "eval": {"samples": EVAL_SAMPLES, "seed": EVAL_SEED, "reference": "MNIST test (10k)",
+                 "features": "ganlib MNIST classifier", "k": 3,
+                 "likelihood_data": "the 10k MNIST test images, binarised once (ganlib.likelihood.binary_test_set)"},
+        "metrics": measure(vae),
+        "likelihood": {"nll_iwae": float(nll.mean()), "k": NLL_SAMPLES, "nll_iwae_std_error":
+                       float(nll.std() / len(nll) ** 0.5), "negative_elbo": float(-terms["elbo"].mean()),
+                       "rec": float(terms["rec"].mean()), "kl": float(terms["kl"].mean()),
+                       "active_units": int((activity > 0.01).sum()), "latent_dim": vae.latent_dim,
+                       "wall_time_s": round(nll_time, 1)},
+        "fid_over_training": tracker.rows,
+        "history": _downsample(trainer.history),
+    }
+    return save(name, vae, record, folder, dtype=STORED_DTYPE)
+
+
+def save(name: str, generator: torch.nn.Module, record: dict, folder: Path | None = None,
+         dtype: torch.dtype | None = None) -> dict:
     """Write a generator as NAME.safetensors (atomically; refused if not finite) and ``record``,
-    with the file's SHA-256 added, as NAME.json. Returns the record."""
+    with the file's SHA-256 added, as NAME.json. Returns the record. ``dtype`` (e.g. float16)
+    stores the floating-point tensors at that precision; :func:`load` returns float32."""
     weights, record_path = _paths(name, folder)
-    state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    state = {k: v.detach().cpu().to(dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+             for k, v in generator.state_dict().items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise PretrainedError(f"{name}: the generator has non-finite weights ({bad[0]}); nothing written")
@@ -367,6 +444,8 @@ def main(argv=None) -> None:
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     s.add_argument("--out", type=Path, help="default: book/results/NAME_seeds.json")
     s.add_argument("--threads", type=int, default=1)
+    h = sub.add_parser("half", help="re-store a shipped float32 model in float16, re-measuring its metrics")
+    h.add_argument("names", nargs="+", choices=names())
     c = sub.add_parser("check", help="recompute the shipped models' metrics")
     c.add_argument("names", nargs="*", help=f"default: all ({', '.join(names())})")
     args = parser.parse_args(argv)
@@ -374,6 +453,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
         record = make(args.name, args.folder, args.run_dir)
         print(json.dumps({k: record[k] for k in ("name", "steps", "wall_time_s", "metrics", "sha256")}, indent=1))
+    elif args.command == "half":
+        torch.set_num_threads(1)
+        for name in args.names:
+            record = store_half(name)
+            print(name, json.dumps({k: record["metrics"][k] for k in ("fid", "inception_score")}))
     elif args.command == "seeds":
         torch.set_num_threads(args.threads)
         out = args.out or RESULTS_DIR / f"{args.name}_seeds.json"

@@ -155,3 +155,31 @@ def test_base_width_sets_the_dcgan_width_and_is_part_of_the_run(tmp_path, monkey
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--dataset", "mnist", "--model", "mlp", "--base-width", "8", "--out", str(tmp_path / "m"), *FAST])
     assert exit_info.value.code == 2
+
+
+def test_binarize_and_lr_decay_train_a_vae_on_binary_pixels(tmp_path, monkeypatch, capsys):
+    import torch
+
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    out = tmp_path / "vae"
+    main(["train", "--dataset", "mnist", "--model", "vae", "--binarize", "--lr-decay", "--steps", "20",
+          "--batch-size", "16", "--out", str(out), *FAST])
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    assert state["config"]["binarize"] is True and state["run"]["binarize"] is True
+    history = json.loads((out / "history.json").read_text())
+    lr = history["lr"]  # decayed linearly to 0 at --steps, in stairs of --log-every
+    assert lr[0] == 1e-3 and lr[-1] == pytest.approx(1e-3 * 5 / 20) and all(a >= b for a, b in zip(lr, lr[1:])) and len(set(lr)) > 2
+    # binarize defines the run: a resume keeps it, and a run without it cannot take it up
+    main(["train", "--dataset", "mnist", "--model", "vae", "--steps", "25", "--out", str(out), "--resume", *FAST])
+    assert load_checkpoint(out / "checkpoint.safetensors")["config"]["binarize"] is True
+    grey = tmp_path / "grey"
+    main(["train", "--dataset", "mnist", "--model", "vae", "--steps", "5", "--batch-size", "16", "--out", str(grey), *FAST])
+    err = _fails(["train", "--dataset", "mnist", "--model", "vae", "--binarize", "--steps", "10", "--out", str(grey),
+                  "--resume", *FAST], capsys)
+    assert "--binarize True (the checkpoint has False)" in err
+
+
+def test_binarize_is_a_vae_option(tmp_path, capsys):
+    err = _fails(["train", "--dataset", "ring", "--binarize", "--out", str(tmp_path / "r"), *FAST], capsys)
+    assert "--binarize is a VAE option" in err

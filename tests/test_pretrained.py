@@ -176,3 +176,34 @@ def test_seeds_keeps_other_processes_rows(tmp_path, monkeypatch):
     assert [r["seed"] for r in result["runs"]] == [5, 7]
     assert result["summary"]["ema_fid"]["mean"] == 15.0
     assert result["summary"]["ema_fid"]["std"] == pytest.approx(math.sqrt(50.0))
+
+
+def test_models_ship_in_float16_and_load_as_the_rounded_float32_model(tmp_path):
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    G = models.MLPGenerator(4, 6, hidden=(8,), batchnorm=True)
+    stored = pretrained.as_stored(G)
+    for (k, a), b in zip(G.state_dict().items(), stored.state_dict().values()):
+        if a.is_floating_point():
+            assert torch.equal(b, a.half().float()), k
+    pretrained.RECIPES["tiny-test"] = ["--steps", "1"]
+    try:
+        pretrained.save("tiny-test", stored, {"name": "tiny-test"}, tmp_path, dtype=pretrained.STORED_DTYPE)
+        raw = load_file(str(tmp_path / "tiny-test.safetensors"))
+        assert {v.dtype for v in raw.values() if v.is_floating_point()} == {torch.float16}
+        loaded = pretrained.load("tiny-test", tmp_path)
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), stored.state_dict().values()))
+        assert next(loaded.parameters()).dtype == torch.float32
+    finally:
+        del pretrained.RECIPES["tiny-test"]
+
+
+def test_the_shipped_vae_records_its_likelihood():
+    record = pretrained.info("vae-mnist")
+    lik = record["likelihood"]
+    assert lik["k"] == pretrained.NLL_SAMPLES
+    assert lik["nll_iwae"] <= lik["negative_elbo"]  # the IWAE bound is tighter than the ELBO
+    assert 0 < lik["active_units"] <= lik["latent_dim"]
+    vae = pretrained.load("vae-mnist")
+    assert isinstance(vae, models.VAE) and vae.likelihood == "bernoulli"

@@ -5,6 +5,7 @@
     python -m ganlib.bench                                # all three versions, printed as a table
     python -m ganlib.bench --batch-size 512 --out bench/RESULTS.md
     python -m ganlib.bench fid-parity --steps 3000        # does the fast path train as well as fp32?
+    python -m ganlib.bench vae --epochs 10                # pytorch/examples' VAE loop against VAETrainer
 
 The throughput benchmark trains the same DCGAN (ganlib's 28x28 :class:`~ganlib.models.DCGANGenerator`
 and :class:`~ganlib.models.DCGANDiscriminator`), with the same batch size and number of steps, as
@@ -31,7 +32,7 @@ random tensors (and torchvision's ``FakeData`` for the classic loop) of the same
 and the output says so.
 
 Modules: ``classic_loop`` (version (a) and its data), ``throughput`` (the timed versions),
-``fid_parity`` (fp32 vs fast path by FID), ``measure`` (timing, FLOPs, reporting), ``cli``.
+``fid_parity`` (fp32 vs fast path by FID), ``vae_examples`` (the VAE mode), ``measure`` (timing, FLOPs, reporting), ``cli``.
 """
 from __future__ import annotations
 

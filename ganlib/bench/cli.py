@@ -7,6 +7,7 @@ import sys
 from . import __doc__ as BENCH_DOC
 from .fid_parity import fid_parity
 from .throughput import throughput
+from .vae_examples import vae_benchmark
 
 
 def _common(parser) -> None:
@@ -36,6 +37,22 @@ def main(argv=None):
         parser.add_argument("--seeds", default="0", help="comma-separated seeds; FIDs are averaged")
         parser.add_argument("--n-samples", type=int, default=10_000)
         return fid_parity(parser.parse_args(argv[1:]), argv)
+    if argv and argv[0] == "vae":
+        parser = argparse.ArgumentParser(prog="python -m ganlib.bench vae",
+                                         description="pytorch/examples' VAE loop against ganlib's VAETrainer: "
+                                                     "images/s and the example's test loss after equal epochs.")
+        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--batch-size", type=int, default=128)
+        parser.add_argument("--seed", type=int, default=1, help="default 1, the example's")
+        parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+        parser.add_argument("--diagnose", action="store_true",
+                            help="also run the example with its loss averaged over the batch, and with its "
+                                 "encoder fed [-1, 1]: which of ganlib's differences moves the test loss")
+        parser.add_argument("--out", default=None, help="append a results section to this markdown file")
+        parser.add_argument("--note", default="", help="a line of text added to the --out section")
+        parser.add_argument("--json", default=None, help="also write the numbers to this JSON file "
+                                                         "(the VAE chapter reads book/results/vae_bench.json)")
+        return vae_benchmark(parser.parse_args(argv[1:]), argv)
     parser = argparse.ArgumentParser(prog="python -m ganlib.bench", description=BENCH_DOC,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(parser)

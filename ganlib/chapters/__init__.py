@@ -14,6 +14,11 @@ One chapter's helpers:
   practice     "Practice on MNIST": the sources' code defects as runs, DCGAN arithmetic, the chapter's
                DCGAN runs, neighbours, interpolation, the latent explorer, and its result commands
                (python -m ganlib.chapters.practice ablation | calibrate | ema-bn)
+  vae          "Variational autoencoders": closed forms (Gaussian KL by Monte Carlo, gradient
+               estimators, the PPCA VAE), the chapter's VAE runs and pictures, the beta sweep
+               (python -m ganlib.chapters.vae beta-sweep), source 002's VAE and GAN transcribed
+  vae_vs_gan   "VAE vs GAN": the shipped models' comparison and the ring VAE
+               (python -m ganlib.chapters.vae_vs_gan compare)
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter

@@ -240,3 +240,33 @@ def check_practice_bug(line: int) -> bool:
                     "(wasted work) and frees the graph of G(z), so line 8 raises 'Trying to backward through the "
                     "graph a second time'.",
                     "look for a tensor that D's update uses and that still carries G's graph.")
+
+
+# ----------------------------------------------------------------------------- Part IV: VAEs
+# (book/vae, book/vae_vs_gan)
+
+
+def check_vae_gaussian_kl(answer: float, mu: float = 1.0, sigma: float = 0.5) -> bool:
+    """Exercise ex-vae-kl: KL(N(mu, sigma^2) || N(0, 1)) in nats, for one latent dimension."""
+    expected = 0.5 * (mu**2 + sigma**2 - 1 - math.log(sigma**2))
+    if _close(answer, 0.5 * (mu**2 + sigma**2 - 1 - math.log(sigma))):
+        return _verdict(False, "", "the log term is log sigma^2 = 2 log sigma, not log sigma.")
+    return _verdict(_close(answer, expected), f"0.5 (mu^2 + sigma^2 - 1 - log sigma^2) = {expected:.4f} nats.",
+                    "use the closed form 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2) of ganlib.losses.gaussian_kl.")
+
+
+def check_vae_posterior_variance(answer: float, w: float = 2.0, sigma: float = 1.0) -> bool:
+    """Exercise ex-vae-ppca: the posterior variance of z in p(z) = N(0, 1), p(x|z) = N(w z, sigma^2)."""
+    expected = sigma**2 / (w**2 + sigma**2)
+    return _verdict(_close(answer, expected), f"sigma^2 / (w^2 + sigma^2) = {expected:.4f}: one observation "
+                    "shrinks the prior's variance 1 by the factor sigma^2 / (w^2 + sigma^2).",
+                    "multiply prior and likelihood: the precisions add, 1 + w^2 / sigma^2.")
+
+
+def check_vs_gan_bits_per_pixel(answer: float, nll_nats: float, pixels: int = 784) -> bool:
+    """Exercise ex-vs-gan-bits: a test NLL in nats per image as bits per pixel."""
+    expected = nll_nats / (pixels * math.log(2))
+    if _close(answer, nll_nats / pixels):
+        return _verdict(False, "", "that is nats per pixel; divide by log 2 to get bits.")
+    return _verdict(_close(answer, expected), f"{nll_nats:.2f} / (784 log 2) = {expected:.4f} bits per pixel.",
+                    "divide by the number of pixels and by log 2 (nats to bits).")

@@ -8,7 +8,7 @@ Modules:
   ema         the EMA copy of the generator
   batches     where batches come from (tensors, a DeviceLoader, a distribution)
   step_log    logged values kept on the device, copied to the host in one transfer and checked
-  callbacks   LinearLRDecay, SampleSnapshots, save_samples
+  callbacks   KLWarmup, LinearLRDecay, SampleSnapshots, save_samples
 
 Fast path (``python -m ganlib.bench`` measures it). ``channels_last=True`` (the default) stores
 conv weights and image batches in NHWC layout, which oneDNN on CPUs and cuDNN's bf16 convolutions
@@ -23,7 +23,7 @@ launch instead of hundreds; the inputs :meth:`GANTrainer.draw_inputs` drew are c
 graph's fixed buffers first. The learning rates are then device tensors that the graph reads at
 every replay: change them with :func:`set_learning_rate` (as :class:`LinearLRDecay` does).
 """
-from .callbacks import LinearLRDecay, SampleSnapshots, save_samples
+from .callbacks import KLWarmup, LinearLRDecay, SampleSnapshots, save_samples
 from .config import COMPILE_MODES, CUDAGRAPH_MODES, GANConfig, TrainConfig, VAEConfig, compile_mode
 from .ema import EMA
 from .gan import GANStepInputs, GANTrainer, frozen
@@ -31,6 +31,6 @@ from .loop import Trainer, eval_mode, set_learning_rate
 from .step_log import NonFiniteLossError
 from .vae import VAEStepInputs, VAETrainer
 
-__all__ = ["COMPILE_MODES", "CUDAGRAPH_MODES", "EMA", "GANConfig", "GANStepInputs", "GANTrainer", "LinearLRDecay",
-           "NonFiniteLossError", "SampleSnapshots", "TrainConfig", "Trainer", "VAEConfig", "VAEStepInputs",
+__all__ = ["COMPILE_MODES", "CUDAGRAPH_MODES", "EMA", "GANConfig", "GANStepInputs", "GANTrainer", "KLWarmup",
+           "LinearLRDecay", "NonFiniteLossError", "SampleSnapshots", "TrainConfig", "Trainer", "VAEConfig", "VAEStepInputs",
            "VAETrainer", "compile_mode", "eval_mode", "frozen", "save_samples", "set_learning_rate"]

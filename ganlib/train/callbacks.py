@@ -37,6 +37,24 @@ class LinearLRDecay:
                 set_learning_rate(group, rate * scale)
 
 
+class KLWarmup:
+    """Raise a VAE's KL weight ``config.beta`` linearly from 0 to ``target`` over ``steps`` steps.
+
+    KL annealing (Bowman et al. 2016): early in training the KL term is cheapest to satisfy by
+    ignoring z altogether (posterior collapse); a decoder that has first learned to use z keeps
+    using it once the KL weight is back. Runs every ``every`` steps (default 10); the steps before
+    its first call use the config's own beta, so build the config with ``beta=0``.
+    """
+
+    def __init__(self, steps: int, target: float = 1.0, every: int = 10):
+        if steps < 1 or every < 1:
+            raise ValueError(f"steps and every must be >= 1; got {steps} and {every}")
+        self.steps, self.target, self.every = steps, target, every
+
+    def __call__(self, trainer) -> None:
+        trainer.config.beta = self.target * min(1.0, trainer.step / self.steps)
+
+
 class SampleSnapshots:
     """Every ``every`` steps, samples from the trainer's fixed noise (``trainer.sample_fixed()``).
 

@@ -118,10 +118,12 @@ class VAEConfig(TrainConfig):
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     beta: float = 1.0               # weight of the KL term (1: the ELBO; other values: beta-VAE)
+    binarize: bool = False          # dynamic binarisation: each step draws pixels ~ Bernoulli(grey level)
 
     def __post_init__(self):
         super().__post_init__()
         _require(_positive_rate(self.lr), "lr", self.lr, "a finite number > 0")
+        _require(isinstance(self.binarize, bool), "binarize", self.binarize, "True or False")
         _check_betas(self.betas)
         _require(isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0, "beta",
                  self.beta, "a finite number >= 0")
