@@ -182,8 +182,9 @@ def test_learning_rate_decay_changes_tensor_rates_in_place_and_checkpoints_as_fl
     # change that tensor in place; checkpoints store it, and a plain run loads it back as a float
     trainer = _ring_trainer(gp_weight=0.0, lr_g=1e-3, lr_d=4e-3, checkpoint_path=str(tmp_path / "c.safetensors"))
     groups = [g for opt in trainer.optimizers.values() for g in opt.param_groups]
-    for g in groups:  # what learning_rate() gives every group under cuda_graph=True
-        g["lr"] = torch.tensor(g["lr"])
+    for g in groups:  # what learning_rate() gives every group under cuda_graph=True (on CUDA, where
+        g["lr"] = torch.tensor(g["lr"])  # ganlib leaves foreach at torch's default: no CPU foreach loop)
+        g["foreach"] = None
     rates = [g["lr"] for g in groups]
     trainer.callbacks.append(LinearLRDecay(total_steps=8))
     trainer.fit()  # callbacks at steps 3 and 6, then a checkpoint at step 6

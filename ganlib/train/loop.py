@@ -122,9 +122,10 @@ class Trainer:
         # On the CPU torch's default is the per-tensor loop; the multi-tensor (foreach) one computes the
         # same numbers, bitwise, and makes a small VAE's step ~25% faster (python -m ganlib.bench vae).
         # CPU-fused Adam would be faster still but rounds differently, which would change every CPU run.
-        foreach = True if self.device.type == "cpu" else None
+        rate = self.learning_rate(lr)
+        foreach = True if self.device.type == "cpu" and isinstance(rate, float) else None  # tensor rates: torch's default
         # capturable: the step counter lives on the GPU, so optimizer steps can be graph-captured
-        return torch.optim.Adam(params, lr=self.learning_rate(lr), betas=tuple(betas), fused=fused, foreach=foreach,
+        return torch.optim.Adam(params, lr=rate, betas=tuple(betas), fused=fused, foreach=foreach,
                                 capturable=self.use_cuda_graph)
 
     def learning_rate(self, value: float) -> float | torch.Tensor:
