@@ -75,9 +75,12 @@ class PretrainedError(RuntimeError):
     """A shipped model is missing, damaged or unknown; the message says how to regenerate it."""
 
 
-def names() -> list[str]:
-    """The shipped models' names."""
-    return sorted(RECIPES)
+def names(kind: str | None = None) -> list[str]:
+    """The shipped models' names; ``kind="gan"`` or ``"vae"`` keeps that kind only."""
+    if kind not in (None, "gan", "vae"):
+        raise ValueError(f"kind must be None, 'gan' or 'vae'; got {kind!r}")
+    is_vae = {name: argv[argv.index("--model") + 1] in ("vae", "conv-vae") for name, argv in RECIPES.items()}
+    return sorted(n for n in RECIPES if kind is None or is_vae[n] == (kind == "vae"))
 
 
 def _paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:

@@ -207,3 +207,11 @@ def test_the_shipped_vae_records_its_likelihood():
     assert 0 < lik["active_units"] <= lik["latent_dim"]
     vae = pretrained.load("vae-mnist")
     assert isinstance(vae, models.VAE) and vae.likelihood == "bernoulli"
+
+
+def test_names_by_kind():
+    assert pretrained.names("vae") == ["vae-mnist"]
+    assert set(pretrained.names("gan")) == {"mlp-mnist", "dcgan-mnist", "cdcgan-mnist"}
+    assert pretrained.names() == sorted(pretrained.names("gan") + pretrained.names("vae"))
+    with pytest.raises(ValueError, match="kind"):
+        pretrained.names("diffusion")
