@@ -159,6 +159,18 @@ def dynamic_binarize(images: torch.Tensor, generator: torch.Generator | None = N
     return torch.where(u < probs, 1.0, -1.0).to(images.dtype)
 
 
+def random_subset(n_total: int, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` distinct indices out of ``range(n_total)``, drawn at random with ``seed``.
+
+    Metrics on part of a dataset must use this, never ``x[:n]``: MNIST's test set is ordered by
+    writer population (its first 5,000 images come from one, its last 5,000 mostly from the other),
+    so its head is not a sample of the whole (the evaluation chapter measures the difference).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= n_total:
+        raise ValueError(f"n must be an integer between 1 and {n_total} (the number of items); got {n!r}")
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
 def load_digits(split: str = "all", test_fraction: float = 0.2, seed: int = 0):
     """scikit-learn's bundled 8x8 digits (1,797 images; no download) as ``(images, labels)``.
 

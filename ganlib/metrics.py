@@ -10,8 +10,18 @@ Feature-space metrics (written out so the evaluation chapter can teach them):
 * :func:`frechet_distance` -- the Frechet distance between two Gaussians, the formula behind FID;
 * :func:`inception_score` -- exp E_x KL(p(y|x) || p(y)) from class probabilities;
 * :func:`precision_recall` -- k-NN precision and recall (Kynkaanniemi et al., 2019);
+* :func:`density_coverage` -- density and coverage (Naeem et al., 2020), the same balls, counted
+  differently;
+* :func:`fid_against_sample_size` and :func:`extrapolate_fid` -- FID's bias with the number of
+  samples, and its extrapolation to infinitely many (Chong & Forsyth, 2020);
 * :func:`mnist_metrics` -- all of the above on MNIST, in the features of the book's own digit
   classifier (:mod:`ganlib.classifier`) instead of Inception-v3.
+
+Memorisation (in pixels):
+
+* :func:`nearest_neighbours` and :func:`memorisation` -- how close samples lie to their nearest
+  training image, against how close held-out real images lie: exact copies score perfectly on
+  every metric above and only this check flags them.
 """
 from __future__ import annotations
 
@@ -175,6 +185,16 @@ def label_histogram(probs_or_labels, num_classes: int = 10) -> np.ndarray:
     return (torch.bincount(labels, minlength=num_classes).double() / len(labels)).numpy()
 
 
+def kl_from_uniform(histogram) -> float:
+    """KL(p || uniform) = sum_k p_k log(K p_k) of a class histogram (nats): 0 when balanced, log K
+    when every sample is one class. The label-histogram column of the book's tables."""
+    p = _as_float64(histogram)
+    if p.ndim != 1 or np.any(p < 0) or not np.isclose(p.sum(), 1, atol=1e-6):
+        raise ValueError("histogram must be a 1-D array of class shares summing to 1 (see label_histogram)")
+    nz = p > 0
+    return float((p[nz] * np.log(len(p) * p[nz])).sum())
+
+
 # ----------------------------------------------------------------------------- precision and recall
 
 
@@ -196,14 +216,8 @@ def _inside_manifold(points: torch.Tensor, support: torch.Tensor, radii: torch.T
     return torch.cat(inside)
 
 
-def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
-    """k-NN precision and recall (Kynkaanniemi et al., 2019).
-
-    Each set's manifold is the union of balls around its points, each ball reaching to that
-    point's k-th nearest neighbour. **Precision** is the fraction of generated points inside the
-    real manifold (are samples realistic?); **recall** the fraction of real points inside the
-    generated manifold (is the data's variety covered?).
-    """
+def _feature_pair(real_features, fake_features, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets as float64 tensors, checked: (N, d) each, the same d, finite, more than k rows."""
     real = torch.as_tensor(_as_float64(real_features))
     fake = torch.as_tensor(_as_float64(fake_features))
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
@@ -214,9 +228,140 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
         if not torch.isfinite(f).all():  # NaN distances compare False: precision and recall would be 0
             raise ValueError(f"{name} contain NaN/inf ({int((~torch.isfinite(f)).any(1).sum())} of {len(f)} "
                              "rows); precision and recall need finite features (did the generator diverge?)")
+    return real, fake
+
+
+def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
+    """k-NN precision and recall (Kynkaanniemi et al., 2019).
+
+    Each set's manifold is the union of balls around its points, each ball reaching to that
+    point's k-th nearest neighbour. **Precision** is the fraction of generated points inside the
+    real manifold (are samples realistic?); **recall** the fraction of real points inside the
+    generated manifold (is the data's variety covered?).
+    """
+    real, fake = _feature_pair(real_features, fake_features, k)
     precision = _inside_manifold(fake, real, _kth_neighbour_radius(real, k)).double().mean()
     recall = _inside_manifold(real, fake, _kth_neighbour_radius(fake, k)).double().mean()
     return float(precision), float(recall)
+
+
+def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, float]:
+    """Density and coverage (Naeem et al., 2020, eqs. 3 and 4), from balls around the *real* points only.
+
+    With B_i the ball around real point i reaching to its k-th nearest real neighbour:
+
+    * **density** = (1 / kM) sum_j #{i : fake_j in B_i}: how many real balls hold each sample, over k.
+      About 1 when the samples are distributed like the data; above 1 when they crowd into dense
+      regions; not capped at 1, unlike precision, and not fooled by one outlier's large ball.
+    * **coverage** = (1 / N) #{i : B_i holds at least one sample}: the share of real points with a
+      sample nearby. Unlike recall it never builds balls around the samples, so a few far-flung
+      samples cannot inflate it.
+    """
+    real, fake = _feature_pair(real_features, fake_features, k)
+    radii = _kth_neighbour_radius(real, k)
+    inside_counts = torch.zeros(len(fake), dtype=torch.float64)
+    covered = torch.zeros(len(real), dtype=torch.bool)
+    for i in range(0, len(fake), 2048):
+        inside = torch.cdist(fake[i:i + 2048], real) <= radii[None, :]  # (fakes, reals)
+        inside_counts[i:i + 2048] = inside.sum(1).double()
+        covered |= inside.any(0)
+    return float(inside_counts.sum() / (k * len(fake))), float(covered.double().mean())
+
+
+# ----------------------------------------------------------------------------- FID and sample size
+
+
+def fid_against_sample_size(real_features, fake_features, sizes, seed: int = 0) -> list[float]:
+    """FID of random subsets of ``fake_features`` of each size in ``sizes`` against all of ``real_features``.
+
+    FID is biased upwards by an amount that falls like 1/N in the number N of samples (the
+    covariance estimate's error adds to the trace terms), so FIDs are comparable only at the same N.
+    Subsets are drawn with ``seed``, never as a head of the array (see :func:`ganlib.data.random_subset`).
+    """
+    from .data import random_subset
+
+    fake = _as_float64(fake_features)
+    real_stats = feature_statistics(real_features)
+    fids = []
+    for i, n in enumerate(sizes):
+        idx = random_subset(len(fake), int(n), seed + i).numpy()
+        fids.append(frechet_distance(*real_stats, *feature_statistics(fake[idx])))
+    return fids
+
+
+def extrapolate_fid(sizes, fids) -> tuple[float, float]:
+    """``(fid_infinity, slope)`` of the least-squares line FID_N = FID_inf + slope / N.
+
+    Chong & Forsyth (2020, Sec. 3) show FID_N is linear in 1/N for large N and report the
+    intercept, FID_inf: the FID of infinitely many samples, free of the sample-size bias.
+    """
+    x = 1.0 / np.asarray(sizes, dtype=np.float64)
+    y = np.asarray(fids, dtype=np.float64)
+    if x.shape != y.shape or len(x) < 2 or len(np.unique(x)) < 2:
+        raise ValueError(f"need FIDs at two or more different sample sizes; got sizes {list(sizes)} and {len(y)} FIDs")
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(intercept), float(slope)
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+
+def nearest_neighbours(samples: torch.Tensor, reference: torch.Tensor, chunk: int = 10000):
+    """For each sample, the index of and the L2 distance to its nearest ``reference`` image (pixels)."""
+    flat = samples.flatten(1).float()
+    best_d = torch.full((len(flat),), float("inf"))
+    best_i = torch.zeros(len(flat), dtype=torch.long)
+    for start in range(0, len(reference), chunk):
+        d = torch.cdist(flat, reference[start:start + chunk].flatten(1).float())
+        value, index = d.min(1)
+        better = value < best_d
+        best_d[better], best_i[better] = value[better], index[better] + start
+    return best_i, best_d
+
+
+class Memorisation(NamedTuple):
+    """Result of :func:`memorisation`."""
+
+    copy_fraction: float   # share of samples nearer to the training set than all but `quantile` of held-out images
+    distance_ratio: float  # median sample-to-train distance / median held-out-to-train distance
+    threshold: float       # the `quantile` of held-out-to-train distances (pixels, L2)
+    quantile: float
+
+    @property
+    def flags_copies(self) -> bool:
+        """True when the copy fraction exceeds ten times what held-out real images give (the quantile)."""
+        return self.copy_fraction > 10 * self.quantile
+
+
+def memorisation(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Tensor,
+                 quantile: float = 0.01) -> Memorisation:
+    """How near samples lie to the training images, against how near fresh real images lie.
+
+    Held-out real images (e.g. test images) give the null distribution of nearest-training-image
+    distances (in pixels, L2). ``copy_fraction`` is the share of samples nearer than its
+    ``quantile`` (1%): about ``quantile`` for images as new as test images, 1 for exact training
+    copies. ``distance_ratio`` compares medians: below 1 the samples hug the training set. A
+    generator can score 0 on both and still be useless (noise is far from everything); read them
+    beside FID, never alone.
+    """
+    for name, t in (("samples", samples), ("train", train), ("held_out", held_out)):
+        if t.dim() < 2 or len(t) == 0 or tuple(t.shape[1:]) != tuple(train.shape[1:]):
+            raise ValueError(f"samples, train and held_out must be non-empty image batches of one shape; "
+                             f"got {name} of shape {tuple(t.shape)} (train {tuple(train.shape)})")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contain NaN/inf (did the generator diverge?)")
+    return memorisation_from_distances(nearest_neighbours(samples, train)[1], nearest_neighbours(held_out, train)[1],
+                                       quantile)
+
+
+def memorisation_from_distances(sample_distances: torch.Tensor, held_out_distances: torch.Tensor,
+                                quantile: float = 0.01) -> Memorisation:
+    """:func:`memorisation` from the nearest-training-image distances of the samples and of the held-out images."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    threshold = float(torch.quantile(held_out_distances.double(), quantile))
+    return Memorisation(float((sample_distances < threshold).double().mean()),
+                        float(sample_distances.median() / held_out_distances.median()), threshold, quantile)
 
 
 # ----------------------------------------------------------------------------- MNIST metrics
@@ -224,7 +369,7 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
 
 def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None, classifier=None,
                   k: int = 3) -> dict:
-    """FID, classifier IS, precision/recall and label histogram of MNIST-like ``generated`` images.
+    """FID, classifier IS, precision/recall, density/coverage and label histogram of MNIST-like images.
 
     ``generated`` and ``reference`` are (N, 1, 28, 28) in [-1, 1]; the reference defaults to the
     10k MNIST test images (compare 10k generated images against it for the book's "MNIST FID").
@@ -237,7 +382,9 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     fake_f, fake_p = classify(classifier, generated)
     real_f, _ = classify(classifier, reference)
     precision, recall = precision_recall(real_f, fake_f, k=k)
+    density, coverage = density_coverage(real_f, fake_f)
+    histogram = label_histogram(fake_p)
     return {"fid": frechet_distance_from_features(real_f, fake_f),
             "inception_score": inception_score(fake_p),
-            "precision": precision, "recall": recall,
-            "label_histogram": label_histogram(fake_p)}
+            "precision": precision, "recall": recall, "density": density, "coverage": coverage,
+            "label_histogram": histogram, "label_kl": kl_from_uniform(histogram)}

@@ -1,5 +1,7 @@
-"""ganlib.metrics: mode coverage, the Frechet distance, IS, precision/recall, and the MNIST features."""
+"""ganlib.metrics: mode coverage, the Frechet distance (against two other implementations), IS,
+precision/recall, density/coverage, FID against sample size, memorisation, and the MNIST features."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -148,6 +150,7 @@ def mnist_features():
     train_idx = torch.randperm(len(x_train), generator=g)[:3000]
     test_images = x_test[test_idx]
     return {"clf": clf, "classify": classify, "test_images": test_images, "test_labels": y_test[test_idx],
+            "train_images": x_train[train_idx],
             "test": classify(clf, test_images), "train": classify(clf, x_train[train_idx]),
             "train_labels": y_train[train_idx]}
 
@@ -184,6 +187,160 @@ def test_mnist_metrics_on_real_images(mnist_features):
     images = mnist_features["test_images"]
     # two disjoint halves of the class-sorted test images (every other image: both hold all classes)
     out = metrics.mnist_metrics(images[0::2], reference=images[1::2], classifier=mnist_features["clf"])
-    assert set(out) == {"fid", "inception_score", "precision", "recall", "label_histogram"}
+    assert set(out) == {"fid", "inception_score", "precision", "recall", "density", "coverage", "label_histogram",
+                        "label_kl"}
     assert out["precision"] > 0.6 and out["recall"] > 0.6
     assert out["label_histogram"].sum() == pytest.approx(1)
+
+
+# ----------------------------------------------------------------------------- density, coverage, labels
+
+
+def test_density_and_coverage_of_the_same_distribution_match_their_expectations():
+    # Naeem et al. (2020), Sec. 4: for identical distributions E[density] = 1 and, with M = N,
+    # E[coverage] = 1 - (N - 1)...(N - k) / ((2N - 1)...(2N - k)), about 1 - 2^-k
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(3000, 4, generator=g), torch.randn(3000, 4, generator=g)
+    density, coverage = metrics.density_coverage(real, fake, k=5)
+    expected_coverage = 1 - math.prod((3000 - i) / (6000 - i) for i in range(1, 6))
+    assert density == pytest.approx(1.0, abs=0.05)
+    assert coverage == pytest.approx(expected_coverage, abs=0.01)
+
+
+def test_density_and_coverage_see_collapse_but_ignore_outliers():
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(2000, 4, generator=g)
+    collapsed = real[:1].repeat(2000, 1)
+    density, coverage = metrics.density_coverage(real, collapsed)
+    # one point lies in about k real balls: coverage ~ k / N, while density (balls per sample / k) stays ~1
+    assert coverage < 0.01 and density == pytest.approx(1.0, abs=0.5)
+    fake = torch.randn(2000, 4, generator=g)
+    with_outliers = torch.cat([fake[:1900], torch.full((100, 4), 50.0)])
+    _, recall_clean = metrics.precision_recall(real, fake)
+    d0, c0 = metrics.density_coverage(real, fake)
+    d1, c1 = metrics.density_coverage(real, with_outliers)
+    assert abs(c1 - c0) < 0.02 and d1 == pytest.approx(d0 * 0.95, abs=0.05)
+
+
+def test_kl_from_uniform():
+    assert metrics.kl_from_uniform(np.full(10, 0.1)) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.kl_from_uniform(np.eye(10)[3]) == pytest.approx(math.log(10))
+    half = np.r_[np.full(5, 0.2), np.zeros(5)]
+    assert metrics.kl_from_uniform(half) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="summing to 1"):
+        metrics.kl_from_uniform([0.5, 0.4])
+
+
+# ----------------------------------------------------------------------------- FID and sample size
+
+
+def test_fid_bias_falls_with_n_and_extrapolation_recovers_the_intercept():
+    g = torch.Generator().manual_seed(2)
+    real = torch.randn(20000, 64, generator=g, dtype=torch.float64)
+    fake = torch.randn(20000, 64, generator=g, dtype=torch.float64) + 0.1  # true FID = 64 * 0.01 = 0.64
+    sizes = [250, 500, 1000, 2000, 5000, 10000]
+    fids = metrics.fid_against_sample_size(real, fake, sizes, seed=0)
+    assert all(a > b for a, b in zip(fids, fids[1:])) and fids[-1] > 0.64  # biased up, less so with more samples
+    fid_inf, slope = metrics.extrapolate_fid(sizes, fids)
+    assert slope > 0 and abs(fid_inf - 0.64) < 0.1 < fids[-1] - 0.64  # the intercept removes most of the bias
+    # on an exact line FID = a + b / N the intercept and slope come back
+    assert metrics.extrapolate_fid([100, 400, 1000], [3 + 50 / n for n in (100, 400, 1000)]) == \
+        pytest.approx((3.0, 50.0))
+    with pytest.raises(ValueError, match="two or more"):
+        metrics.extrapolate_fid([500, 500], [1.0, 2.0])
+
+
+def test_random_subset_is_seeded_and_distinct():
+    from ganlib.data import random_subset
+
+    a, b = random_subset(100, 30, seed=4), random_subset(100, 30, seed=4)
+    assert torch.equal(a, b) and len(set(a.tolist())) == 30 and not torch.equal(a, torch.arange(30))
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        random_subset(100, 101)
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+
+def test_nearest_neighbours_finds_an_exact_copy():
+    reference = torch.rand(25, 1, 28, 28)
+    samples = torch.stack([reference[17], reference[3] + 0.01])
+    index, dist = metrics.nearest_neighbours(samples, reference, chunk=7)
+    assert index.tolist() == [17, 3]
+    assert dist[0] == pytest.approx(0.0, abs=1e-3) and dist[1] == pytest.approx(0.01 * 28, rel=1e-3)
+
+
+def test_memorisation_flags_copies_and_not_fresh_data():
+    g = torch.Generator().manual_seed(3)
+    train, held_out, fresh = (torch.rand(n, 1, 8, 8, generator=g) for n in (2000, 500, 500))
+    copies = metrics.memorisation(train[:500], train, held_out)
+    assert copies.copy_fraction == 1.0 and copies.distance_ratio == 0.0 and copies.flags_copies
+    new = metrics.memorisation(fresh, train, held_out)
+    assert new.copy_fraction < 0.05 and new.distance_ratio == pytest.approx(1.0, abs=0.05) and not new.flags_copies
+    half = metrics.memorisation(torch.cat([train[:250], fresh[:250]]), train, held_out)
+    assert half.copy_fraction == pytest.approx(0.5, abs=0.03) and half.flags_copies
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.memorisation(torch.rand(3, 1, 4, 4), train, held_out)
+    with pytest.raises(ValueError, match="quantile"):
+        metrics.memorisation(fresh, train, held_out, quantile=1.5)
+
+
+# ----------------------------------------------------------------------------- FID: two peer implementations
+
+
+class _Features(torch.nn.Module):
+    """torchmetrics' `feature=` module: ganlib's classifier features (or the input itself), as float64."""
+
+    def __init__(self, classifier=None, num_features=128):
+        super().__init__()
+        self.classifier, self.num_features = classifier, num_features
+
+    def forward(self, x):
+        return (x if self.classifier is None else self.classifier.features(x)).double()
+
+
+def _scipy_fid(f1, f2):
+    f1, f2 = np.asarray(f1, dtype=np.float64), np.asarray(f2, dtype=np.float64)
+    mu1, mu2, s1, s2 = f1.mean(0), f2.mean(0), np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # ReLU features: some are always 0
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
+    if not np.isfinite(covmean).all():  # pytorch-fid's fallback: a small ridge
+        offset = np.eye(len(s1)) * 1e-6
+        covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+
+
+def _torchmetrics_fid(module, real_inputs, fake_inputs):
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=module, normalize=False).double()
+    for start in range(0, len(real_inputs), 500):
+        fid.update(real_inputs[start:start + 500], real=True)
+    for start in range(0, len(fake_inputs), 500):
+        fid.update(fake_inputs[start:start + 500], real=False)
+    return float(fid.compute())
+
+
+def test_fid_agrees_with_scipy_and_torchmetrics_on_random_features():
+    pytest.importorskip("torchmetrics")
+    g = torch.Generator().manual_seed(5)
+    mix = torch.randn(32, 32, generator=g, dtype=torch.float64) / 4
+    real = torch.randn(3000, 32, generator=g, dtype=torch.float64)
+    fake = torch.randn(3000, 32, generator=g, dtype=torch.float64) @ (torch.eye(32, dtype=torch.float64) + mix) + 0.2
+    ours = metrics.frechet_distance_from_features(real, fake)
+    assert ours == pytest.approx(_scipy_fid(real, fake), rel=1e-3)
+    assert ours == pytest.approx(_torchmetrics_fid(_Features(num_features=32), real, fake), rel=1e-3)
+
+
+def test_fid_agrees_with_scipy_and_torchmetrics_on_mnist_features(mnist_features):
+    pytest.importorskip("torchmetrics")
+    test_f, _ = mnist_features["test"]
+    train_f, _ = mnist_features["train"]
+    ours = metrics.frechet_distance_from_features(test_f, train_f)
+    assert ours == pytest.approx(_scipy_fid(test_f, train_f), rel=1e-3)
+    # torchmetrics computes the features itself, from the images, through ganlib's classifier
+    module = _Features(mnist_features["clf"].eval())
+    with torch.no_grad():
+        theirs = _torchmetrics_fid(module, mnist_features["test_images"], mnist_features["train_images"])
+    assert ours == pytest.approx(theirs, rel=1e-3)

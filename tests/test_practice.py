@@ -118,14 +118,6 @@ def test_practice_self_checks():
 # ----------------------------------------------------------------------------- what a generator learned
 
 
-def test_nearest_neighbours_finds_an_exact_copy():
-    reference = torch.rand(25, 1, 28, 28)
-    samples = torch.stack([reference[17], reference[3] + 0.01])
-    index, dist = practice.nearest_neighbours(samples, reference, chunk=7)
-    assert index.tolist() == [17, 3]
-    assert dist[0] == pytest.approx(0.0, abs=1e-3) and dist[1] == pytest.approx(0.01 * 28, rel=1e-3)
-
-
 def test_slerp_keeps_the_norm_and_hits_both_ends():
     z0 = torch.tensor([3.0, 0.0, 0.0])
     z1 = torch.tensor([0.0, 3.0, 0.0])

@@ -9,7 +9,7 @@ import time
 import torch
 
 from ..classifier import classify, load_mnist_classifier
-from ..data import load_mnist
+from ..data import load_mnist, random_subset
 from ..env import default_device, seed_everything
 from ..metrics import frechet_distance_from_features
 from ..models import DCGANDiscriminator, DCGANGenerator
@@ -39,7 +39,7 @@ def fid_parity(args, argv) -> dict:
     cuda_graph, compile_mode = fast_settings(args.cuda_graph, args.compile, device)[0]
     images, _ = load_mnist("train", download=False)
     reference, _ = load_mnist("test", download=False)
-    reference = reference[:args.n_samples]
+    reference = reference[random_subset(len(reference), args.n_samples)]  # the test set's head is not a sample
     classifier = load_mnist_classifier(device=device)
     real_features, _ = classify(classifier, reference)
     paths = {

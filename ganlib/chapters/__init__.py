@@ -12,13 +12,16 @@ One chapter's helpers:
   pacgan       "Losses": PacGAN's packed discriminator, the anti-collapse configuration
   dirac        "Losses": the Dirac-GAN of Mescheder et al. 2018 (simultaneous/alternating steps, R1)
   practice     "Practice on MNIST": the sources' code defects as runs, DCGAN arithmetic, the chapter's
-               DCGAN runs, neighbours, interpolation, the latent explorer, and its result commands
-               (python -m ganlib.chapters.practice ablation | calibrate | ema-bn)
+               DCGAN runs, interpolation, the latent explorer, and its result commands
+               (python -m ganlib.chapters.practice ablation | ema-bn)
   vae          "Variational autoencoders": closed forms (Gaussian KL by Monte Carlo, gradient
                estimators, the PPCA VAE), the chapter's VAE runs and pictures, the beta sweep
                (python -m ganlib.chapters.vae beta-sweep), source 002's VAE and GAN transcribed
   vae_vs_gan   "VAE vs GAN": the shipped models' comparison and the ring VAE
                (python -m ganlib.chapters.vae_vs_gan compare)
+  evaluation   "Evaluating generative models": controlled failures, every metric on one set, the
+               verdicts, a GAN's losses and discriminator as judges, the test set's order, the
+               ranking (python -m ganlib.chapters.evaluation calibrate | validate | rank)
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter

@@ -7,12 +7,11 @@
 * DCGAN arithmetic: :func:`transposed_conv_size` and a layer-by-layer table (:func:`layer_table`);
 * a short training run that records what the chapter plots (:func:`dynamics_run`) and a quick MNIST
   FID on a fixed subset (:func:`quick_fid`);
-* what a trained generator has learned: nearest training neighbours (:func:`nearest_neighbours`),
-  latent interpolation (:func:`interpolate`), and the latent explorer (:func:`latent_explorer`);
-* three commands with results files in ``book/results/``: ``python -m ganlib.chapters.practice
-  ablation`` (Radford et al.'s guidelines, one at a time: ``dcgan_ablation.json``), ``calibrate``
-  (the FID of real digits spoiled in known ways: ``mnist_fid_calibration.json``) and ``ema-bn
-  CHECKPOINT`` (a run's raw, EMA and BN-refreshed EMA generators: ``ema_batchnorm.json``).
+* what a trained generator has learned: latent interpolation (:func:`interpolate`), and the latent explorer (:func:`latent_explorer`);
+* two commands with results files in ``book/results/``: ``python -m ganlib.chapters.practice
+  ablation`` (Radford et al.'s guidelines, one at a time: ``dcgan_ablation.json``) and ``ema-bn
+  CHECKPOINT`` (a run's raw, EMA and BN-refreshed EMA generators: ``ema_batchnorm.json``). The FID
+  calibration the chapter prints comes from :mod:`ganlib.chapters.evaluation`.
 
 The training itself is ganlib's: ``python -m ganlib train`` and :mod:`ganlib.pretrained`.
 """
@@ -157,15 +156,17 @@ _QUICK_REFERENCE: dict[int, torch.Tensor] = {}
 
 
 def quick_fid(images: torch.Tensor, n_reference: int = 2000) -> float:
-    """FID of ``images`` against the first ``n_reference`` MNIST test images, in ganlib's classifier
-    features: the quick-profile version of the book's MNIST FID (fewer images bias it upwards, so
-    compare it only with other quick FIDs of the same sizes)."""
+    """FID of ``images`` against ``n_reference`` random MNIST test images (seed 0), in ganlib's
+    classifier features: the quick-profile version of the book's MNIST FID (fewer images bias it
+    upwards, so compare it only with other quick FIDs of the same sizes)."""
     from ..classifier import classify, load_mnist_classifier
+    from ..data import random_subset
     from ..metrics import frechet_distance_from_features
 
     classifier = load_mnist_classifier()
     if n_reference not in _QUICK_REFERENCE:
-        _QUICK_REFERENCE[n_reference] = classify(classifier, load_mnist("test")[0][:n_reference])[0]
+        test = load_mnist("test")[0]
+        _QUICK_REFERENCE[n_reference] = classify(classifier, test[random_subset(len(test), n_reference)])[0]
     features, _ = classify(classifier, images)
     return frechet_distance_from_features(_QUICK_REFERENCE[n_reference], features)
 
@@ -206,19 +207,6 @@ def callback_of(trainer: GANTrainer, kind: type):
 
 
 # ----------------------------------------------------------------------------- what the generator learned
-
-
-def nearest_neighbours(samples: torch.Tensor, reference: torch.Tensor, chunk: int = 10000):
-    """For each sample, the index of and the L2 distance to its nearest ``reference`` image (pixels)."""
-    flat = samples.flatten(1).float()
-    best_d = torch.full((len(flat),), float("inf"))
-    best_i = torch.zeros(len(flat), dtype=torch.long)
-    for start in range(0, len(reference), chunk):
-        d = torch.cdist(flat, reference[start:start + chunk].flatten(1).float())
-        value, index = d.min(1)
-        better = value < best_d
-        best_d[better], best_i[better] = value[better], index[better] + start
-    return best_i, best_d
 
 
 def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, spherical: bool = True) -> torch.Tensor:
@@ -326,40 +314,8 @@ def ablation(steps: int, seed: int = 0, log=print) -> dict:
         log(json.dumps({arm: rows[arm]["final_fid"]}))
     return {"command": f"python -m ganlib.chapters.practice ablation --steps {steps} --seed {seed}",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": describe_environment("cpu"),
-            "threads": torch.get_num_threads(), "steps": steps, "seed": seed, "fid": "quick FID: 2,000 samples vs 2,000 test images",
+            "threads": torch.get_num_threads(), "steps": steps, "seed": seed, "fid": "quick FID: 2,000 samples vs 2,000 random test images (seed 0)",
             "wall_time_s": round(time.perf_counter() - start_all, 1), "arms": rows}
-
-
-CALIBRATION_PATH = RESULTS_DIR / "mnist_fid_calibration.json"
-
-
-def calibration(seed: int = 0) -> dict:
-    """The book's MNIST FID (10k images vs the 10k test images) of real digits, spoiled in known ways.
-
-    Rows: a random 10k subset of the training images; the same with Gaussian noise (std 0.1,
-    0.2, clipped to [-1, 1]); blurred by a 3x3 box filter; and 10k training images of the digits
-    0-4 only (half the classes missing). They give the scale its meaning.
-    """
-    from ..env import describe_environment
-    from ..metrics import mnist_metrics
-
-    start = time.perf_counter()
-    rng = torch.Generator().manual_seed(seed)
-    x, y = load_mnist("train")
-    subset = x[torch.randperm(len(x), generator=rng)[:10_000]]
-    noisy = lambda std: (subset + std * torch.randn(subset.shape, generator=rng)).clamp(-1, 1)  # noqa: E731
-    blurred = torch.nn.functional.avg_pool2d(subset, 3, stride=1, padding=1, count_include_pad=False)
-    low = x[y < 5]
-    low = low[torch.randperm(len(low), generator=rng)[:10_000]]
-    sets = {"random training subset": subset, "with noise, std 0.1": noisy(0.1), "with noise, std 0.2": noisy(0.2),
-            "3x3 blur": blurred, "digits 0-4 only": low}
-    rows = {}
-    for name, images in sets.items():
-        m = mnist_metrics(images)
-        rows[name] = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
-    return {"command": f"python -m ganlib.chapters.practice calibrate --seed {seed}",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": describe_environment("cpu"),
-            "wall_time_s": round(time.perf_counter() - start, 1), "rows": rows}
 
 
 EMA_BN_PATH = RESULTS_DIR / "ema_batchnorm.json"
@@ -407,9 +363,6 @@ def main(argv=None) -> None:
     a.add_argument("--steps", type=int, default=4000)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", type=Path, default=ABLATION_PATH)
-    c = sub.add_parser("calibrate", help="the MNIST FID of spoiled real digits (writes book/results/mnist_fid_calibration.json)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", type=Path, default=CALIBRATION_PATH)
     e = sub.add_parser("ema-bn", help="a run's raw, EMA and BN-refreshed EMA generator (writes book/results/ema_batchnorm.json)")
     e.add_argument("checkpoint", type=Path, help="a trainer checkpoint with an EMA, e.g. the one that "
                    "`python -m ganlib.pretrained make dcgan-mnist --run-dir DIR` keeps in DIR")
@@ -418,8 +371,6 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     if args.command == "ablation":
         result = ablation(args.steps, args.seed)
-    elif args.command == "calibrate":
-        result = calibration(args.seed)
     else:
         result = ema_batchnorm(args.checkpoint)
     args.out.parent.mkdir(parents=True, exist_ok=True)

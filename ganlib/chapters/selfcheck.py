@@ -270,3 +270,25 @@ def check_vs_gan_bits_per_pixel(answer: float, nll_nats: float, pixels: int = 78
         return _verdict(False, "", "that is nats per pixel; divide by log 2 to get bits.")
     return _verdict(_close(answer, expected), f"{nll_nats:.2f} / (784 log 2) = {expected:.4f} bits per pixel.",
                     "divide by the number of pixels and by log 2 (nats to bits).")
+
+
+# ----------------------------------------------------------------------------- Part V: evaluation
+# (book/evaluation)
+
+
+def check_eval_fid_shifted_mean(answer: float, shift: float = 0.5, dim: int = 128) -> bool:
+    """Exercise ex-eval-fid-shift: FID between N(0, I) and N(shift * 1, I) in ``dim`` dimensions."""
+    expected = dim * shift**2
+    if _close(answer, shift * math.sqrt(dim)):
+        return _verdict(False, "", "that is the distance |mu1 - mu2|; the Frechet distance of FID is its square.")
+    return _verdict(_close(answer, expected), f"equal covariances cancel, leaving |mu1 - mu2|^2 = {dim} x {shift}^2 "
+                    f"= {expected:g}.", "with Sigma1 = Sigma2 the trace terms cancel: only |mu1 - mu2|^2 remains.")
+
+
+def check_eval_inception_score_collapse(answer: float, classes_kept: int = 4) -> bool:
+    """Exercise ex-eval-is-collapse: the IS of a generator that draws ``classes_kept`` classes evenly,
+    each image classified with certainty."""
+    expected = float(classes_kept)
+    return _verdict(_close(answer, expected), f"KL(p(y|x) || p(y)) = log {classes_kept} for every x, so IS = "
+                    f"{classes_kept}: the score counts confidently, evenly used classes, whatever happens inside them.",
+                    "p(y|x) is one-hot and p(y) uniform over the kept classes: compute the KL, then exp.")
