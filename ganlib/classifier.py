@@ -65,8 +65,8 @@ class MNISTClassifier(nn.Module):
 @torch.no_grad()
 def classify(classifier: MNISTClassifier, images: torch.Tensor, batch_size: int = 100):
     """Run ``classifier`` over ``images`` in batches; returns ``(features (N,128), probs (N,10))`` on CPU."""
-    # batches of 100 keep the activations in cache: 2.4x faster on one CPU thread than batches of
-    # 1,000, with bitwise the same features
+    # batches of 100 keep the activations in cache: about 2x faster on one CPU thread than batches
+    # of 1,000 (1.5 s against 3.1 s for 4,000 images here), with bitwise the same features
     classifier.eval()
     device = next(classifier.parameters()).device
     feats, probs = [], []

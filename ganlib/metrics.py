@@ -368,19 +368,22 @@ def memorisation_from_distances(sample_distances: torch.Tensor, held_out_distanc
 
 
 def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None, classifier=None,
-                  k: int = 3) -> dict:
+                  k: int = 3, reference_features: torch.Tensor | None = None) -> dict:
     """FID, classifier IS, precision/recall, density/coverage and label histogram of MNIST-like images.
 
     ``generated`` and ``reference`` are (N, 1, 28, 28) in [-1, 1]; the reference defaults to the
     10k MNIST test images (compare 10k generated images against it for the book's "MNIST FID").
-    Features are the 128-d penultimate layer of :func:`ganlib.classifier.load_mnist_classifier`.
+    Features are the 128-d penultimate layer of :func:`ganlib.classifier.load_mnist_classifier`;
+    pass ``reference_features`` instead of ``reference`` to score many sets against one reference.
     """
+    if reference is not None and reference_features is not None:
+        raise ValueError("pass reference images or reference_features, not both")
     if classifier is None:
         classifier = load_mnist_classifier()
-    if reference is None:
+    if reference is None and reference_features is None:
         reference, _ = load_mnist("test")
     fake_f, fake_p = classify(classifier, generated)
-    real_f, _ = classify(classifier, reference)
+    real_f = reference_features if reference_features is not None else classify(classifier, reference)[0]
     precision, recall = precision_recall(real_f, fake_f, k=k)
     density, coverage = density_coverage(real_f, fake_f)
     histogram = label_histogram(fake_p)

@@ -191,6 +191,12 @@ def test_mnist_metrics_on_real_images(mnist_features):
                         "label_kl"}
     assert out["precision"] > 0.6 and out["recall"] > 0.6
     assert out["label_histogram"].sum() == pytest.approx(1)
+    # the same reference given as features (to score many sets against one) gives the same numbers
+    reference_features, _ = mnist_features["classify"](mnist_features["clf"], images[1::2])
+    again = metrics.mnist_metrics(images[0::2], classifier=mnist_features["clf"], reference_features=reference_features)
+    assert again["fid"] == pytest.approx(out["fid"], rel=1e-9) and again["recall"] == out["recall"]
+    with pytest.raises(ValueError, match="not both"):
+        metrics.mnist_metrics(images[:10], reference=images[10:20], reference_features=reference_features)
 
 
 # ----------------------------------------------------------------------------- density, coverage, labels

@@ -112,19 +112,13 @@ class Judge:
         self.classifier = classifier if classifier is not None else load_mnist_classifier()
         self.reference_features = (reference_features if reference_features is not None
                                    else classify(self.classifier, reference)[0])
-        self.reference_statistics = metrics.feature_statistics(self.reference_features)
         self.train = train
         _, self.held_out_distances = metrics.nearest_neighbours(held_out, train)
 
     def score(self, images: torch.Tensor, memorisation: bool = True) -> dict:
         """FID, IS, precision, recall, density, coverage, label KL and (``memorisation``) the copy check."""
-        features, probs = classify(self.classifier, images)
-        precision, recall = metrics.precision_recall(self.reference_features, features)
-        density, coverage = metrics.density_coverage(self.reference_features, features)
-        out = {"fid": metrics.frechet_distance(*self.reference_statistics, *metrics.feature_statistics(features)),
-               "inception_score": metrics.inception_score(probs), "precision": precision, "recall": recall,
-               "density": density, "coverage": coverage,
-               "label_kl": metrics.kl_from_uniform(metrics.label_histogram(probs)), "n": len(images)}
+        out = metrics.mnist_metrics(images, classifier=self.classifier, reference_features=self.reference_features)
+        out = {**{k: v for k, v in out.items() if k != "label_histogram"}, "n": len(images)}
         if memorisation:
             m = self.memorisation(images)
             out.update(copy_fraction=m.copy_fraction, distance_ratio=m.distance_ratio, flags_copies=m.flags_copies)
