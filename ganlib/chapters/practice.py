@@ -6,8 +6,10 @@
   ``BCELoss`` on sigmoid outputs vs logits (:func:`bce_generator_gradient`);
 * DCGAN arithmetic: :func:`transposed_conv_size` and a layer-by-layer table (:func:`layer_table`);
 * a short training run that records what the chapter plots (:func:`dynamics_run`) and a quick MNIST
-  FID on a fixed subset (:func:`quick_fid`);
-* what a trained generator has learned: latent interpolation (:func:`interpolate`), and the latent explorer (:func:`latent_explorer`);
+  FID on a random, seeded subset (:func:`quick_fid`);
+* what a trained generator has learned: latent interpolation (:func:`interpolate`) and the latent
+  explorer (:func:`latent_explorer`); its nearest training images come from
+  :func:`ganlib.metrics.nearest_neighbours`;
 * two commands with results files in ``book/results/``: ``python -m ganlib.chapters.practice
   ablation`` (Radford et al.'s guidelines, one at a time: ``dcgan_ablation.json``) and ``ema-bn
   CHECKPOINT`` (a run's raw, EMA and BN-refreshed EMA generators: ``ema_batchnorm.json``). The FID
