@@ -22,6 +22,8 @@ One chapter's helpers:
   evaluation   "Evaluating generative models": controlled failures, every metric on one set, the
                verdicts, a GAN's losses and discriminator as judges, the test set's order, the
                ranking (python -m ganlib.chapters.evaluation calibrate | validate | rank)
+  applications "Applications" (in progress): inpainting by latent search, VAE anomaly scores and
+               ROC AUC, L2 vs adversarial super-resolution, augmentation from few labels
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter
