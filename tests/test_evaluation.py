@@ -128,10 +128,10 @@ def test_evaluation_self_checks():
     assert not selfcheck.check_eval_inception_score_collapse(math.log(4))
 
 
-def test_results_files_name_their_commands(monkeypatch, tmp_path):
-    monkeypatch.setattr(ev, "VALIDATION_PATH", tmp_path / "missing.json")
-    with pytest.raises(FileNotFoundError, match="python -m ganlib.chapters.evaluation validate"):
-        ev.load_results(ev.VALIDATION_PATH, ev.VALIDATION_COMMAND)
+def test_missing_results_files_name_their_commands(tmp_path):
+    for load, command in ((ev.load_calibration, "calibrate"), (ev.load_validation, "validate"), (ev.load_ranking, "rank")):
+        with pytest.raises(FileNotFoundError, match=f"python -m ganlib.chapters.evaluation {command}"):
+            load(tmp_path / "missing.json")
 
 
 def test_the_chapters_results_files_hold_what_they_print():

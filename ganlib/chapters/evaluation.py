@@ -19,6 +19,7 @@ import json
 import math
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -431,8 +432,8 @@ def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int
         rows.append(row)
         log(json.dumps({k: v for k, v in row.items() if k != "note"}) + f"  ({time.perf_counter() - t:.0f} s)")
 
-    def bits(nats_per_image, levels=1.0):  # nats per image -> bits per pixel
-        return -nats_per_image / (784 * math.log(2)) if levels == 1.0 else None
+    def bits(log_likelihood):  # nats per image -> bits per pixel of a binary image
+        return -log_likelihood / (784 * math.log(2))
 
     add("real: 10k training images", "data", train[random_subset(len(train), n, seed)],
         note="the reference row: what real digits score")
@@ -472,16 +473,16 @@ def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int
             "rows": rows}
 
 
-def load_calibration() -> dict:
-    return load_results(CALIBRATION_PATH, CALIBRATION_COMMAND)
+def load_calibration(path: Path = CALIBRATION_PATH) -> dict:
+    return load_results(path, CALIBRATION_COMMAND)
 
 
-def load_validation() -> dict:
-    return load_results(VALIDATION_PATH, VALIDATION_COMMAND)
+def load_validation(path: Path = VALIDATION_PATH) -> dict:
+    return load_results(path, VALIDATION_COMMAND)
 
 
-def load_ranking() -> dict:
-    return load_results(RANKING_PATH, RANKING_COMMAND)
+def load_ranking(path: Path = RANKING_PATH) -> dict:
+    return load_results(path, RANKING_COMMAND)
 
 
 def main(argv=None) -> None:
@@ -507,8 +508,6 @@ def main(argv=None) -> None:
         result = validation(args.n, args.n_reference, args.seed)
     else:
         result = ranking(args.seed)
-    from pathlib import Path
-
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
