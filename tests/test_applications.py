@@ -76,18 +76,30 @@ def test_vae_anomaly_score_separates_a_toy_anomaly():
     assert app.roc_auc(scores[:100], scores[100:]) > 0.95
 
 
-def test_an_l2_upsampler_beats_nearest_neighbour_upsampling():
+def test_a_residual_translator_improves_on_nearest_neighbour_upsampling():
     g = torch.Generator().manual_seed(4)
     # smooth 28x28 "images": blurred noise, so that the low-resolution input predicts the detail
     images = torch.nn.functional.avg_pool2d(torch.rand(64, 1, 28, 28, generator=g) * 2 - 1, 5, 1, 2).clamp(-1, 1)
-    low = app.downsample(images)
-    assert low.shape == (64, 1, 7, 7)
-    nearest = torch.nn.functional.interpolate(low, scale_factor=4, mode="nearest")
-    model = app.train_upsampler(images, steps=150, batch_size=32, seed=0)
+    assert app.downsample(images).shape == (64, 1, 7, 7)
+    nearest = app.low_resolution_input(images)
+    model = app.train_translator(nearest, images, steps=150, batch_size=32, residual=True)
     with torch.no_grad():
-        out = model(low)
+        out = model(nearest)
     assert out.shape == images.shape and out.abs().max() <= 1
     assert (out - images).pow(2).mean() < (nearest - images).pow(2).mean()
+    with pytest.raises(ValueError, match="reconstruction must be"):
+        app.train_translator(nearest, images, steps=1, reconstruction="l3")
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        app.train_translator(nearest[:, :, :14], images[:, :, :14], steps=1)
+
+
+def test_an_adversarial_translator_trains_its_discriminator_too():
+    g = torch.Generator().manual_seed(7)
+    images = (torch.rand(32, 1, 28, 28, generator=g) > 0.8).float() * 2 - 1
+    edges = app.edge_map(images)
+    assert edges.min() >= -1 and edges.max() <= 1 and (edges > -1).any()
+    model = app.train_translator(edges, images, steps=5, adversarial_weight=0.01, reconstruction="l1")
+    assert model(edges).shape == images.shape
 
 
 def test_sharpness_falls_with_blur():
@@ -106,3 +118,25 @@ def test_augmentation_run_trains_a_classifier_from_few_labels():
         images[i, 0, 2 * c:2 * c + 6, 2 * c:2 * c + 6] = 1.0
     accuracy = app.augmentation_run(images[:200], labels[:200], images[200:], labels[200:], n_labelled=50, steps=60)
     assert accuracy > 0.8
+
+
+class _IdentityEncoder:
+    """A stand-in VAE whose code is the image itself (attribute_vector needs only encode)."""
+
+    def encode(self, x):
+        return x.flatten(1), None
+
+
+def test_attribute_vector_per_class_removes_the_class_offset():
+    g = torch.Generator().manual_seed(8)
+    labels = torch.arange(400) % 2
+    attribute = torch.rand(400, generator=g) + labels  # class 1 has more of the attribute ...
+    codes = torch.stack([attribute, labels.float() * 5, torch.randn(400, generator=g) * 0.01], 1)  # ... and an offset
+    images = codes.view(400, 1, 1, 3)
+    pooled = app.attribute_vector(_IdentityEncoder(), images, attribute)
+    per_class = app.attribute_vector(_IdentityEncoder(), images, attribute, labels=labels)
+    assert pooled[1] > 2  # the pooled direction also moves towards class 1
+    assert abs(per_class[1]) < 1e-6 and per_class[0] == pytest.approx(0.75, abs=0.05)  # within a class: top - bottom quartile of U(0, 1)
+    with pytest.raises(ValueError, match="fraction"):
+        app.attribute_vector(_IdentityEncoder(), images, attribute, fraction=0.7)
+    assert app.ink(torch.full((2, 1, 2, 2), 1.0)).tolist() == [1.0, 1.0]

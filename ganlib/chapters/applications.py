@@ -5,10 +5,17 @@
   and the error on the hidden pixels (:func:`hidden_error`);
 * anomaly detection: a VAE trained without one class (:func:`train_vae_without`), its negative
   ELBO as the score (:func:`vae_anomaly_scores`) and the ROC AUC (:func:`roc_auc`);
-* super-resolution 7x7 -> 28x28: an :class:`Upsampler` trained with L2 alone or with an added
-  adversarial loss (SRGAN's idea; :func:`train_upsampler`), and :func:`sharpness`;
+* image-to-image translation with one :class:`Translator` and :func:`train_translator`, with a
+  reconstruction loss alone or with a conditional adversarial loss: super-resolution 7x7 -> 28x28
+  (:func:`low_resolution_input`; SRGAN's idea) and edge map -> digit (:func:`edge_map`; pix2pix),
+  judged by :func:`sharpness` and the classifier;
 * data augmentation: a classifier from 100 labelled digits, with or without generated ones
-  (:func:`augmentation_run`).
+  (:func:`augmentation_run`);
+* latent arithmetic: an attribute direction in a VAE's code space (:func:`attribute_vector`, here
+  for :func:`ink`, stroke thickness) and images moved along it (:func:`shift_along`);
+* two commands with results files in ``book/results/``: ``python -m ganlib.chapters.applications
+  augment`` (5 seeds: ``applications_augmentation.json``) and ``anomaly`` (each digit held out in
+  turn: ``applications_anomaly.json``).
 """
 from __future__ import annotations
 
@@ -123,60 +130,123 @@ def train_vae_without(images: torch.Tensor, labels: torch.Tensor, held_out: int,
     return vae.eval()
 
 
-# ----------------------------------------------------------------------------- super-resolution
+# ----------------------------------------------------------------------------- latent arithmetic
 
 
-class Upsampler(torch.nn.Module):
-    """7x7 -> 28x28 digits: nearest-neighbour upsampling, then a small residual convolution stack
-    that learns the detail (pixels in [-1, 1])."""
+def ink(images: torch.Tensor) -> torch.Tensor:
+    """How much ink each digit uses: the mean grey level on the [0, 1] scale (stroke thickness)."""
+    return ((images + 1) / 2).flatten(1).mean(1)
 
-    def __init__(self, factor: int = 4, width: int = 16):
+
+@torch.no_grad()
+def attribute_vector(vae: VAE, images: torch.Tensor, attribute: torch.Tensor, fraction: float = 0.25,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+    """A direction in the VAE's latent space for ``attribute``: the mean code (encoder mean) of the
+    images in its top ``fraction`` minus that of its bottom ``fraction`` (White, 2016, "attribute
+    vectors"; Larsen et al., 2016). With ``labels``, that difference is taken within each class and
+    averaged, so that the direction does not also move between classes (thick digits are more often
+    0s and 8s than 1s)."""
+    if not 0 < fraction <= 0.5:
+        raise ValueError(f"fraction must be in (0, 0.5], got {fraction}")
+    mu, _ = vae.encode(images)
+
+    def difference(codes, values):
+        order = values.argsort()
+        k = max(1, int(fraction * len(order)))
+        return codes[order[-k:]].mean(0) - codes[order[:k]].mean(0)
+
+    if labels is None:
+        return difference(mu, attribute)
+    return torch.stack([difference(mu[labels == c], attribute[labels == c]) for c in labels.unique()]).mean(0)
+
+
+@torch.no_grad()
+def shift_along(vae: VAE, images: torch.Tensor, direction: torch.Tensor, amounts) -> torch.Tensor:
+    """Decoder means of each image's code moved by ``amount * direction``: (len(amounts), N, C, H, W)."""
+    mu, _ = vae.encode(images)
+    return torch.stack([vae.decode_mean(mu + a * direction) for a in amounts])
+
+
+# ----------------------------------------------------------------------------- image-to-image: super-resolution, pix2pix
+
+
+class Translator(torch.nn.Module):
+    """28x28 image -> 28x28 image (pixels in [-1, 1]): a small stack of 3x3 convolutions.
+
+    With ``residual=True`` it learns a correction of its input (super-resolution, where the input is
+    already the upsampled low-resolution image); otherwise it draws the output from scratch (edge
+    map -> digit).
+    """
+
+    def __init__(self, width: int = 16, residual: bool = False):
         super().__init__()
-        self.factor = factor
-        self.refine = torch.nn.Sequential(
+        self.residual = residual
+        self.net = torch.nn.Sequential(
             torch.nn.Conv2d(1, width, 3, padding=1), torch.nn.ReLU(),
             torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
             torch.nn.Conv2d(width, 1, 3, padding=1))
 
-    def forward(self, low: torch.Tensor) -> torch.Tensor:
-        up = torch.nn.functional.interpolate(low, scale_factor=self.factor, mode="nearest")
-        return torch.tanh(torch.atanh(up.clamp(-0.999, 0.999)) + self.refine(up))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + out) if self.residual else torch.tanh(out)
 
 
 def downsample(images: torch.Tensor, factor: int = 4) -> torch.Tensor:
-    """The low-resolution input: each ``factor`` x ``factor`` block averaged (28x28 -> 7x7 for 4)."""
+    """The low-resolution image: each ``factor`` x ``factor`` block averaged (28x28 -> 7x7 for 4)."""
     return torch.nn.functional.avg_pool2d(images, factor)
 
 
-def train_upsampler(images: torch.Tensor, steps: int = 1000, adversarial_weight: float = 0.0, seed: int = 0,
-                    batch_size: int = 64, lr: float = 1e-3) -> Upsampler:
-    """Train an :class:`Upsampler` on (downsampled, original) pairs of ``images``.
+def low_resolution_input(images: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """The super-resolution input at full size: downsampled, then blown up by nearest neighbours."""
+    return torch.nn.functional.interpolate(downsample(images, factor), scale_factor=factor, mode="nearest")
 
-    ``adversarial_weight = 0``: the L2 loss alone, whose minimiser is the *mean* of the high-resolution
-    images consistent with the input, hence blurry. ``> 0``: SRGAN's idea (Ledig et al., 2017): add
-    ``adversarial_weight`` times the non-saturating generator loss of a small discriminator that
-    learns to tell real 28x28 digits from upsampled ones, which pushes outputs onto the data.
+
+def edge_map(images: torch.Tensor) -> torch.Tensor:
+    """The outline of each digit: a 3x3 morphological gradient (dilation minus erosion), in [-1, 1]."""
+    dilated = torch.nn.functional.max_pool2d(images, 3, 1, 1)
+    eroded = -torch.nn.functional.max_pool2d(-images, 3, 1, 1)
+    return (dilated - eroded) - 1  # the gradient is in [0, 2]
+
+
+def train_translator(inputs: torch.Tensor, targets: torch.Tensor, steps: int = 500, adversarial_weight: float = 0.0,
+                     reconstruction: str = "l2", residual: bool = False, seed: int = 0, batch_size: int = 64,
+                     lr: float = 1e-3) -> Translator:
+    """Train a :class:`Translator` on paired ``(inputs, targets)``.
+
+    ``adversarial_weight = 0``: the reconstruction loss alone. Its minimiser is the *mean* (L2) or
+    the median (L1) of the targets consistent with the input, hence blurry wherever the input leaves
+    the detail uncertain. ``> 0``: add that weight times the non-saturating generator loss of a
+    conditional discriminator that sees (input, output) pairs and learns to tell real pairs from
+    translated ones: pix2pix (Isola et al., 2017; L1 + adversarial) and SRGAN's idea (Ledig et al.,
+    2017; L2 + adversarial), which push the outputs onto the data.
     """
     from ..env import seed_everything
     from ..losses import discriminator_loss, generator_loss
     from ..models import DCGANDiscriminator
 
+    if inputs.shape != targets.shape or inputs.shape[1:] != (1, 28, 28):
+        raise ValueError(f"inputs and targets must both be (N, 1, 28, 28); got {tuple(inputs.shape)} and {tuple(targets.shape)}")
+    if reconstruction not in ("l1", "l2"):
+        raise ValueError(f"reconstruction must be 'l1' or 'l2', not {reconstruction!r}")
     seed_everything(seed)
-    model = Upsampler()
+    model = Translator(residual=residual)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
-    critic = DCGANDiscriminator(image_size=28, channels=1, base_width=16) if adversarial_weight > 0 else None
+    critic = DCGANDiscriminator(image_size=28, channels=2, base_width=16) if adversarial_weight > 0 else None
     critic_optimizer = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999)) if critic else None
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        high = images[torch.randint(len(images), (batch_size,), generator=g)]
-        out = model(downsample(high))
+        batch = torch.randint(len(inputs), (batch_size,), generator=g)
+        x, target = inputs[batch], targets[batch]
+        out = model(x)
         if critic is not None:
             critic_optimizer.zero_grad()
-            discriminator_loss("nonsaturating", critic(high), critic(out.detach())).backward()
+            real, fake = critic(torch.cat([x, target], 1)), critic(torch.cat([x, out.detach()], 1))
+            discriminator_loss("nonsaturating", real, fake).backward()
             critic_optimizer.step()
-        loss = (out - high).pow(2).mean()
+        error = out - target
+        loss = error.abs().mean() if reconstruction == "l1" else error.pow(2).mean()
         if critic is not None:
-            loss = loss + adversarial_weight * generator_loss("nonsaturating", critic(out))
+            loss = loss + adversarial_weight * generator_loss("nonsaturating", critic(torch.cat([x, out], 1)))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -219,3 +289,99 @@ def augmentation_run(train_images: torch.Tensor, train_labels: torch.Tensor, tes
         loss.backward()
         optimizer.step()
     return accuracy(model.eval(), test_images, test_labels)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _stamp(command: str, start: float) -> dict:
+    import time
+    from datetime import datetime, timezone
+
+    from ..env import describe_environment
+
+    return {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "environment": describe_environment("cpu"), "threads": torch.get_num_threads(),
+            "wall_time_s": round(time.perf_counter() - start, 1)}
+
+
+def augmentation_study(seeds=(0, 1, 2, 3, 4), n_labelled: int = 100, n_generated: int = 1000,
+                       steps: int = 300, log=print) -> dict:
+    """Test accuracy (all 10k test digits) from ``n_labelled`` real digits, without and with
+    ``n_generated`` samples of the shipped conditional DCGAN, over ``seeds``."""
+    import time
+
+    from .. import pretrained
+    from ..data import load_mnist
+
+    start = time.perf_counter()
+    train, train_labels = load_mnist("train")
+    test, test_labels = load_mnist("test")
+    cgan = pretrained.load("cdcgan-mnist")
+    rows = []
+    for seed in seeds:
+        generated = pretrained.generate(cgan, n_generated, seed=1000 + seed)
+        row = {"seed": seed,
+               "real only": augmentation_run(train, train_labels, test, test_labels, None, n_labelled, steps, seed),
+               "real + generated": augmentation_run(train, train_labels, test, test_labels, generated, n_labelled,
+                                                    steps, seed)}
+        log(row)
+        rows.append(row)
+    return {**_stamp(f"python -m ganlib.chapters.applications augment --seeds {len(seeds)}", start),
+            "n_labelled": n_labelled, "n_generated": n_generated, "steps": steps, "rows": rows,
+            "caveat": "cdcgan-mnist was trained on all 60k labelled training digits: its samples carry label "
+                      "information the 100-label classifier does not have"}
+
+
+def anomaly_study(held_out_classes=tuple(range(10)), steps: int = 5000, n_train: int = 60_000, seed: int = 0,
+                  log=print) -> dict:
+    """ROC AUC of the negative-ELBO anomaly score, one small VAE per held-out digit class, on the
+    binarised test set (the held-out class against the other nine)."""
+    import time
+
+    from ..data import load_mnist, random_subset
+    from .classic import binarize
+
+    start = time.perf_counter()
+    train, train_labels = load_mnist("train")
+    test, test_labels = load_mnist("test")
+    idx = random_subset(len(train), n_train, seed)
+    x_test = binarize(test) * 2 - 1
+    rows = []
+    for held in held_out_classes:
+        vae = train_vae_without(train[idx], train_labels[idx], held, steps=steps, seed=seed)
+        scores = vae_anomaly_scores(vae, x_test, seed)
+        row = {"held_out": held, "auc": roc_auc(scores[test_labels != held], scores[test_labels == held]),
+               "mean_score_normal": float(scores[test_labels != held].mean()),
+               "mean_score_anomaly": float(scores[test_labels == held].mean())}
+        log(row)
+        rows.append(row)
+    return {**_stamp(f"python -m ganlib.chapters.applications anomaly --steps {steps}", start),
+            "steps": steps, "n_train": n_train, "rows": rows}
+
+
+def main(argv=None) -> None:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .practice import RESULTS_DIR
+
+    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.applications")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("augment", help="100 labels with and without cGAN samples (book/results/applications_augmentation.json)")
+    a.add_argument("--seeds", type=int, default=5)
+    a.add_argument("--out", default=str(RESULTS_DIR / "applications_augmentation.json"))
+    n = sub.add_parser("anomaly", help="VAE anomaly scores, each digit held out (book/results/applications_anomaly.json)")
+    n.add_argument("--steps", type=int, default=5000)
+    n.add_argument("--out", default=str(RESULTS_DIR / "applications_anomaly.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    result = augmentation_study(tuple(range(args.seeds))) if args.command == "augment" else anomaly_study(steps=args.steps)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
