@@ -11,3 +11,15 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The offline MNIST splits, ``{"train": (images, labels), "test": (images, labels)}``; the test
+    is skipped, with the reason, where the data are not on disk."""
+    from ganlib.data import DatasetNotFoundError, load_mnist
+
+    try:
+        return {split: load_mnist(split, download=False) for split in ("train", "test")}
+    except DatasetNotFoundError as err:
+        pytest.skip(f"MNIST not available: {err}")

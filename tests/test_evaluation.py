@@ -10,15 +10,9 @@ from ganlib.chapters import selfcheck
 
 
 @pytest.fixture(scope="module")
-def validation_rows():
+def validation_rows(mnist):
     """The real-digit rows of the validation table at a small size (500 images per set)."""
-    from ganlib.data import DatasetNotFoundError, load_mnist
-
-    try:
-        test, _ = load_mnist("test", download=False)
-        train, train_labels = load_mnist("train", download=False)
-    except DatasetNotFoundError as err:
-        pytest.skip(f"MNIST not available: {err}")
+    (test, _), (train, train_labels) = mnist["test"], mnist["train"]
     torch.set_num_threads(min(2, torch.get_num_threads()))
     judge, fresh, fresh_labels, kept = ev.validation_judge(test, train, train_labels, n_reference=1000,
                                                            n_fresh=3000, n_kept=5000, seed=0)

@@ -129,17 +129,12 @@ def test_missing_weights_error_names_the_command(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mnist_features():
+def mnist_features(mnist):
     from ganlib.classifier import WEIGHTS_PATH, classify, load_mnist_classifier
-    from ganlib.data import DatasetNotFoundError, load_mnist
 
     if not WEIGHTS_PATH.exists():
         pytest.fail(f"classifier weights missing: run `python -m ganlib.classifier train` ({WEIGHTS_PATH})")
-    try:
-        x_test, y_test = load_mnist("test", download=False)
-        x_train, y_train = load_mnist("train", download=False)
-    except DatasetNotFoundError as err:
-        pytest.skip(f"MNIST not available: {err}")
+    (x_test, y_test), (x_train, y_train) = mnist["test"], mnist["train"]
     torch.set_num_threads(min(2, torch.get_num_threads()))
     clf = load_mnist_classifier()
     # 300 test images per class (3k: fast on 2 CPU cores), so the label marginal is uniform as in

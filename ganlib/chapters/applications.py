@@ -23,6 +23,7 @@ import torch
 
 from .. import metrics
 from ..models import VAE
+from .practice import provenance
 
 
 def half_mask(shape=(1, 28, 28), keep: str = "top") -> torch.Tensor:
@@ -294,17 +295,6 @@ def augmentation_run(train_images: torch.Tensor, train_labels: torch.Tensor, tes
 # ----------------------------------------------------------------------------- commands
 
 
-def _stamp(command: str, start: float) -> dict:
-    import time
-    from datetime import datetime, timezone
-
-    from ..env import describe_environment
-
-    return {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "environment": describe_environment("cpu"), "threads": torch.get_num_threads(),
-            "wall_time_s": round(time.perf_counter() - start, 1)}
-
-
 def augmentation_study(seeds=(0, 1, 2, 3, 4), n_labelled: int = 100, n_generated: int = 1000,
                        steps: int = 300, log=print) -> dict:
     """Test accuracy (all 10k test digits) from ``n_labelled`` real digits, without and with
@@ -327,7 +317,7 @@ def augmentation_study(seeds=(0, 1, 2, 3, 4), n_labelled: int = 100, n_generated
                                                     steps, seed)}
         log(row)
         rows.append(row)
-    return {**_stamp(f"python -m ganlib.chapters.applications augment --seeds {len(seeds)}", start),
+    return {**provenance(f"python -m ganlib.chapters.applications augment --seeds {len(seeds)}", start),
             "n_labelled": n_labelled, "n_generated": n_generated, "steps": steps, "rows": rows,
             "caveat": "cdcgan-mnist was trained on all 60k labelled training digits: its samples carry label "
                       "information the 100-label classifier does not have"}
@@ -356,7 +346,7 @@ def anomaly_study(held_out_classes=tuple(range(10)), steps: int = 5000, n_train:
                "mean_score_anomaly": float(scores[test_labels == held].mean())}
         log(row)
         rows.append(row)
-    return {**_stamp(f"python -m ganlib.chapters.applications anomaly --steps {steps}", start),
+    return {**provenance(f"python -m ganlib.chapters.applications anomaly --steps {steps}", start),
             "steps": steps, "n_train": n_train, "rows": rows}
 
 

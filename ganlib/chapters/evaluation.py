@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from .. import metrics, pretrained
 from ..classifier import classify, load_mnist_classifier
 from ..data import load_mnist, random_subset
-from .practice import RESULTS_DIR, load_results
+from .practice import RESULTS_DIR, load_results, provenance
 
 CALIBRATION_PATH = RESULTS_DIR / "mnist_fid_calibration.json"
 CALIBRATION_COMMAND = "python -m ganlib.chapters.evaluation calibrate"
@@ -88,7 +87,7 @@ def truncated_samples(generator: torch.nn.Module, n: int, psi: float, seed: int 
 # The columns of the chapter's tables: name, how a worse set moves it, and the least change that
 # counts as moving (smaller changes are sampling noise at the chapter's set sizes).
 COLUMNS = {
-    "fid": ("lower is better", 0.5),              # relative: FID of two draws of 1,000 real digits differ by ~40%
+    "fid": ("lower is better", 0.5),              # relative: two draws of ~1,000 real digits differ by tens of % (the chapter prints it)
     "inception_score": ("higher is better", 0.1),
     "precision": ("higher is better", 0.02),
     "recall": ("higher is better", 0.02),
@@ -260,8 +259,8 @@ def format_validation(rows: list[dict]) -> str:
              "density": "dens.", "coverage": "cover.", "label_kl": "KL lab.", "copy_fraction": "copies"}
     header = f"{'set':36s}{'a good metric sees':>19s}" + "".join(f"{names[m]:>10s}" for m in COLUMNS)
     lines = [header, "-" * len(header)]
-    for row in rows:
-        if row is rows[0] or row["group"] != rows[rows.index(row) - 1]["group"]:
+    for i, row in enumerate(rows):
+        if i == 0 or row["group"] != rows[i - 1]["group"]:
             lines.append(f"[{row['group']}]")
         cells = []
         for m in COLUMNS:
@@ -350,18 +349,6 @@ def discriminator_as_judge(steps: int = 1500, seed: int = 0, n: int = 2000) -> d
 # ----------------------------------------------------------------------------- commands
 
 
-def _environment() -> str:
-    from ..env import describe_environment
-
-    return describe_environment("cpu")
-
-
-def _stamp(command: str, start: float) -> dict:
-    return {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "environment": _environment(), "threads": torch.get_num_threads(),
-            "wall_time_s": round(time.perf_counter() - start, 1)}
-
-
 def calibration(seed: int = 0) -> dict:
     """The book's MNIST FID (10k images vs the 10k test images) of real digits, spoiled in known ways.
 
@@ -381,7 +368,7 @@ def calibration(seed: int = 0) -> dict:
     for name, images in sets.items():
         m = metrics.mnist_metrics(images)
         rows[name] = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
-    return {**_stamp(f"{CALIBRATION_COMMAND} --seed {seed}", start), "rows": rows}
+    return {**provenance(f"{CALIBRATION_COMMAND} --seed {seed}", start), "rows": rows}
 
 
 def validation(n: int = 2000, n_reference: int = 5000, seed: int = 0, model: str = "mlp-mnist",
@@ -405,7 +392,7 @@ def validation(n: int = 2000, n_reference: int = 5000, seed: int = 0, model: str
              "training images": metrics.fid_against_sample_size(test_features, train_features, sizes, seed)}
     for r in rows:
         r["flags_copies"] = bool(r["flags_copies"])
-    return {**_stamp(f"{VALIDATION_COMMAND} --n {n} --n-reference {n_reference} --seed {seed}", start),
+    return {**provenance(f"{VALIDATION_COMMAND} --n {n} --n-reference {n_reference} --seed {seed}", start),
             "n": n, "n_reference": n_reference, "model": model, "rows": rows,
             "order": test_set_order(test_features, train_features, 5000, seed),
             "fid_against_n": {"sizes": list(sizes), "reference": "the 10k MNIST test images", **fid_n,
@@ -468,7 +455,7 @@ def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int
                      "n": record["eval"]["samples"],
                      "note": f"measured by `{record['command']}` ({record['date'][:10]}); the raw weights are not "
                              "shipped, so the columns that need samples are empty"})
-    return {**_stamp(f"{RANKING_COMMAND} --seed {seed}", start), "n": n, "reference": "the 10k MNIST test images",
+    return {**provenance(f"{RANKING_COMMAND} --seed {seed}", start), "n": n, "reference": "the 10k MNIST test images",
             "memorisation": "pixel L2 to the 60k training images; threshold: the 1% quantile of test-to-train distances",
             "rows": rows}
 

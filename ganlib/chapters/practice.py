@@ -344,6 +344,16 @@ def ema_batchnorm(checkpoint: Path) -> dict:
             "wall_time_s": round(time.perf_counter() - start, 1), "rows": rows}
 
 
+def provenance(command: str, start: float) -> dict:
+    """What a results file records about the run that made it: the command, the date, the
+    environment, the torch threads, and the wall time since ``start`` (a ``time.perf_counter()``)."""
+    from ..env import describe_environment
+
+    return {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "environment": describe_environment("cpu"), "threads": torch.get_num_threads(),
+            "wall_time_s": round(time.perf_counter() - start, 1)}
+
+
 def load_results(path: Path, command: str) -> dict:
     """A committed results file, or an error that names the command that writes it."""
     if not Path(path).exists():
