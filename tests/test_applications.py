@@ -1,5 +1,6 @@
-"""The applications chapter's pieces (issue 17, in progress): inpainting by latent search, the
-nearest-neighbour baseline, ROC AUC and a VAE anomaly score."""
+"""The applications chapters' pieces (book/applications, book/applications_image): inpainting by latent
+search, its baseline, ROC AUC and a VAE anomaly score, translators, augmentation, latent arithmetic,
+conditional accuracy, token gradients, the self-checks and the results files."""
 import pytest
 import torch
 
@@ -140,3 +141,102 @@ def test_attribute_vector_per_class_removes_the_class_offset():
     with pytest.raises(ValueError, match="fraction"):
         app.attribute_vector(_IdentityEncoder(), images, attribute, fraction=0.7)
     assert app.ink(torch.full((2, 1, 2, 2), 1.0)).tolist() == [1.0, 1.0]
+
+
+class LabelImages(torch.nn.Module):
+    """A conditional "generator" that draws class c as an image whose pixel c is lit (``obeys=True``),
+    or that draws class 3 whatever it is asked for."""
+
+    latent_dim, num_classes = 2, 10
+
+    def __init__(self, obeys: bool = True):
+        super().__init__()
+        self.obeys = obeys
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z, labels):
+        drawn = labels if self.obeys else torch.full_like(labels, 3)
+        images = -torch.ones(len(z), 1, 28, 28)
+        images.view(len(z), -1)[torch.arange(len(z)), drawn] = 1.0
+        return images * self.scale
+
+
+class PixelReader(torch.nn.Module):
+    """A classifier with ganlib's interface (features, head) that reads which of pixels 0-9 is lit."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # classify() finds the device from a parameter
+
+    def features(self, x):
+        return x.flatten(1)[:, :10]
+
+    def head(self, features):
+        return features * 10
+
+
+def test_conditional_accuracy_measures_whether_the_label_is_obeyed():
+    assert torch.equal(app.conditional_accuracy(LabelImages(True), PixelReader(), n_per_class=7), torch.ones(10))
+    ignored = app.conditional_accuracy(LabelImages(False), PixelReader(), n_per_class=7)
+    assert ignored[3] == 1 and ignored.sum() == 1
+    with pytest.raises(ValueError, match="needs a conditional generator"):
+        app.conditional_accuracy(LinearGenerator(), PixelReader())
+
+
+def test_low_resolution_neighbours_share_the_low_resolution_image():
+    g = torch.Generator().manual_seed(3)
+    train = torch.rand(200, 1, 28, 28, generator=g) * 2 - 1
+    neighbours = app.low_resolution_neighbours(train[17], train, k=5)
+    assert neighbours.shape == (5, 1, 28, 28) and torch.equal(neighbours[0], train[17])
+    low = app.downsample(train).flatten(1)
+    distances = (low - low[17]).norm(dim=1)
+    assert (app.downsample(neighbours).flatten(1) - low[17]).norm(dim=1).max() <= distances.sort().values[4] + 1e-6
+    with pytest.raises(ValueError, match="one image"):
+        app.low_resolution_neighbours(train[:2], train)
+
+
+def test_token_gradients_exact_reinforce_and_gumbel_softmax():
+    logits, reward = torch.tensor([1.5, 0.0, -0.5, 0.3]), torch.tensor([1.0, -1.0, 0.5, 0.0])
+    grads = app.token_gradients(logits, reward, samples=20_000, temperature=0.5)
+    auto = logits.double().clone().requires_grad_(True)
+    (auto.softmax(0) * reward.double()).sum().backward()
+    assert torch.allclose(grads["exact"], auto.grad, atol=1e-12)  # the closed form p (r - E r)
+    assert grads["hard sample"] is None  # no gradient through a sampled token
+    standard_error = grads["reinforce std"] / 20_000 ** 0.5
+    assert ((grads["reinforce"] - grads["exact"]).abs() < 4 * standard_error + 1e-9).all()  # unbiased
+    hot = app.token_gradients(logits, reward, samples=20_000, temperature=10.0)["gumbel-softmax"]
+    assert (hot - grads["exact"]).abs().max() > 0.1  # a hot relaxation is biased towards no gradient
+    with pytest.raises(ValueError, match="vectors of one length"):
+        app.token_gradients(logits, reward[:3])
+
+
+def test_the_translators_receptive_field_is_what_the_self_check_expects():
+    from ganlib.chapters import selfcheck
+
+    model = app.Translator()
+    x = torch.zeros(1, 1, 28, 28, requires_grad=True)
+    model(x)[0, 0, 14, 14].backward()
+    rows, cols = torch.nonzero(x.grad[0, 0], as_tuple=True)
+    side = int(rows.max() - rows.min() + 1)
+    assert side == int(cols.max() - cols.min() + 1) == 7
+    assert selfcheck.check_app_receptive_field(side) and not selfcheck.check_app_receptive_field(9)
+
+
+def test_application_self_checks():
+    from ganlib.chapters import selfcheck
+
+    assert selfcheck.check_app_flipped_auc(0.82, 0.18) and not selfcheck.check_app_flipped_auc(0.18, 0.18)
+    assert selfcheck.check_app_l2_l1_minimisers(-0.5, -1.0)
+    assert not selfcheck.check_app_l2_l1_minimisers(-1.0, -1.0)  # the median is not the L2 answer
+    assert selfcheck.check_app_l2_l1_minimisers(0.0, 0.3, targets=(-1, -1, 1, 1))  # any point between medians
+    assert not selfcheck.check_app_l2_l1_minimisers(0.0, 1.5, targets=(-1, -1, 1, 1))
+
+
+def test_results_files_load_and_missing_ones_name_their_commands(tmp_path):
+    augmentation, anomaly = app.load_augmentation(), app.load_anomaly()
+    assert len(augmentation["rows"]) >= 5 and augmentation["command"] == app.AUGMENTATION_COMMAND
+    assert sorted(r["held_out"] for r in anomaly["rows"]) == list(range(10))
+    assert all(0 <= r["auc"] <= 1 for r in anomaly["rows"])
+    for load, command in ((app.load_augmentation, "augment"), (app.load_anomaly, "anomaly")):
+        with pytest.raises(FileNotFoundError, match=f"python -m ganlib.chapters.applications {command}"):
+            load(tmp_path / "missing.json")

@@ -1,5 +1,8 @@
-"""Helpers of the chapter "Applications" (book/applications.ipynb, to come: issue 17, in progress).
+"""Helpers of the chapters "Applications" (book/applications.ipynb) and "Restoring and translating
+images" (book/applications_image.ipynb).
 
+* conditional generation: the share of a conditional generator's samples that the MNIST classifier
+  assigns to the requested class (:func:`conditional_accuracy`);
 * inpainting by latent optimisation (Yeh et al., 2017): :func:`inpaint_by_latent_search`, for a GAN
   generator or a VAE decoder, the nearest-neighbour baseline :func:`inpaint_by_nearest_neighbour`,
   and the error on the hidden pixels (:func:`hidden_error`);
@@ -8,9 +11,12 @@
 * image-to-image translation with one :class:`Translator` and :func:`train_translator`, with a
   reconstruction loss alone or with a conditional adversarial loss: super-resolution 7x7 -> 28x28
   (:func:`low_resolution_input`; SRGAN's idea) and edge map -> digit (:func:`edge_map`; pix2pix),
-  judged by :func:`sharpness` and the classifier;
+  judged by :func:`sharpness` and the classifier; :func:`low_resolution_neighbours` shows why an
+  L2 upsampler is blurry (many sharp digits share one low-resolution image, and L2 returns their mean);
 * data augmentation: a classifier from 100 labelled digits, with or without generated ones
   (:func:`augmentation_run`);
+* why text GANs struggle: the gradient of a reward through one sampled token, exact and by the two
+  workarounds, REINFORCE (SeqGAN) and the Gumbel-softmax (:func:`token_gradients`);
 * latent arithmetic: an attribute direction in a VAE's code space (:func:`attribute_vector`, here
   for :func:`ink`, stroke thickness) and images moved along it (:func:`shift_along`);
 * two commands with results files in ``book/results/``: ``python -m ganlib.chapters.applications
@@ -131,7 +137,73 @@ def train_vae_without(images: torch.Tensor, labels: torch.Tensor, held_out: int,
     return vae.eval()
 
 
-# ----------------------------------------------------------------------------- latent arithmetic
+# ----------------------------------------------------------------------------- text: a gradient through a sampled token
+
+
+def token_gradients(logits: torch.Tensor, reward: torch.Tensor, samples: int = 1000, temperature: float = 0.5,
+                    seed: int = 0) -> dict:
+    """The gradient, with respect to ``logits`` (V,), of the expected reward E_{i ~ softmax(logits)}[reward[i]]
+    of one sampled token, four ways: what a text GAN's generator would need from its discriminator.
+
+    * ``"exact"``: p_j (r_j - E[r]), the closed form (p = softmax(logits));
+    * ``"hard sample"``: autograd through a sampled one-hot token; the token is an integer index, so
+      nothing flows back (``None``): the reason GANs cannot train on text as they do on images;
+    * ``"reinforce"``: the score-function estimate r_i (onehot_i - p) of SeqGAN (Yu et al., 2017;
+      Williams, 1992), averaged over ``samples`` tokens: unbiased but noisy (``"reinforce std"`` is
+      the standard deviation of one sample's estimate, per logit);
+    * ``"gumbel-softmax"``: autograd through softmax((logits + Gumbel noise) / temperature), the
+      relaxation of Jang et al. (2017), averaged over ``samples``: low-variance but biased.
+    """
+    if logits.dim() != 1 or reward.shape != logits.shape:
+        raise ValueError(f"logits and reward must be vectors of one length; got {tuple(logits.shape)} and "
+                         f"{tuple(reward.shape)}")
+    logits, reward = logits.detach().double(), reward.detach().double()
+    p = logits.softmax(0)
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.multinomial(p, samples, replacement=True, generator=g)
+    one_hot = torch.nn.functional.one_hot(tokens, len(p)).double()
+
+    hard_logits = logits.clone().requires_grad_(True)
+    hard_token = torch.multinomial(hard_logits.softmax(0), 1, generator=g)  # an int64 index: the graph ends here
+    hard_reward = (torch.nn.functional.one_hot(hard_token[0], len(p)).double() * reward).sum()
+
+    per_sample = reward[tokens][:, None] * (one_hot - p)
+    relaxed_logits = logits.clone().requires_grad_(True)
+    u = torch.rand(samples, len(p), generator=g, dtype=torch.float64).clamp_min(1e-12)
+    relaxed = ((relaxed_logits - torch.log(-torch.log(u))) / temperature).softmax(1)
+    (relaxed @ reward).mean().backward()
+    return {"exact": p * (reward - (p * reward).sum()),
+            "hard sample": None if not hard_reward.requires_grad else
+            torch.autograd.grad(hard_reward, hard_logits)[0],
+            "reinforce": per_sample.mean(0), "reinforce std": per_sample.std(0),
+            "gumbel-softmax": relaxed_logits.grad}
+
+
+# ----------------------------------------------------------------------------- conditional generation, latent arithmetic
+
+
+@torch.no_grad()
+def conditional_accuracy(generator: torch.nn.Module, classifier: torch.nn.Module, n_per_class: int = 100,
+                         seed: int = 0) -> torch.Tensor:
+    """For each class c, the fraction of ``n_per_class`` samples G(z, c) that ``classifier`` assigns to c.
+
+    Returns a tensor of shape (num_classes,). The classifier's own test error bounds how close to 1
+    this can be read: it measures whether the generator obeys the label, not image quality.
+    """
+    from ..classifier import classify
+
+    classes = getattr(generator, "num_classes", 0)
+    if not classes:
+        raise ValueError("conditional_accuracy needs a conditional generator (num_classes > 0), "
+                         "e.g. pretrained.load('cdcgan-mnist')")
+    z = torch.randn(classes * n_per_class, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    labels = torch.arange(classes).repeat_interleave(n_per_class)
+    was_training = generator.training
+    images = generator.eval()(z, labels=labels)
+    generator.train(was_training)
+    _, probs = classify(classifier, images)
+    return (probs.argmax(1) == labels).float().view(classes, n_per_class).mean(1)
+
 
 
 def ink(images: torch.Tensor) -> torch.Tensor:
@@ -200,6 +272,19 @@ def downsample(images: torch.Tensor, factor: int = 4) -> torch.Tensor:
 def low_resolution_input(images: torch.Tensor, factor: int = 4) -> torch.Tensor:
     """The super-resolution input at full size: downsampled, then blown up by nearest neighbours."""
     return torch.nn.functional.interpolate(downsample(images, factor), scale_factor=factor, mode="nearest")
+
+
+def low_resolution_neighbours(image: torch.Tensor, train: torch.Tensor, k: int = 16, factor: int = 4) -> torch.Tensor:
+    """The ``k`` training images whose low-resolution version is closest to ``image``'s (shape (k, C, H, W)).
+
+    They are the sharp digits an upsampler cannot tell apart from the input; the L2-optimal output
+    is (about) their pixel mean, which is blurred wherever they disagree.
+    """
+    if image.dim() != 3:
+        raise ValueError(f"image must be one image (C, H, W), got shape {tuple(image.shape)}")
+    low = downsample(image[None], factor).flatten(1)
+    distances = torch.cdist(low, downsample(train, factor).flatten(1))[0]
+    return train[distances.topk(k, largest=False).indices]
 
 
 def edge_map(images: torch.Tensor) -> torch.Tensor:
@@ -348,6 +433,24 @@ def anomaly_study(held_out_classes=tuple(range(10)), steps: int = 5000, n_train:
         rows.append(row)
     return {**provenance(f"python -m ganlib.chapters.applications anomaly --steps {steps}", start),
             "steps": steps, "n_train": n_train, "rows": rows}
+
+
+AUGMENTATION_COMMAND = "python -m ganlib.chapters.applications augment --seeds 5"
+ANOMALY_COMMAND = "python -m ganlib.chapters.applications anomaly --steps 5000"
+
+
+def load_augmentation(path=None) -> dict:
+    """The committed augmentation results (``book/results/applications_augmentation.json``)."""
+    from .practice import RESULTS_DIR, load_results
+
+    return load_results(path or RESULTS_DIR / "applications_augmentation.json", AUGMENTATION_COMMAND)
+
+
+def load_anomaly(path=None) -> dict:
+    """The committed anomaly results (``book/results/applications_anomaly.json``)."""
+    from .practice import RESULTS_DIR, load_results
+
+    return load_results(path or RESULTS_DIR / "applications_anomaly.json", ANOMALY_COMMAND)
 
 
 def main(argv=None) -> None:

@@ -292,3 +292,49 @@ def check_eval_inception_score_collapse(answer: float, classes_kept: int = 4) ->
     return _verdict(_close(answer, expected), f"KL(p(y|x) || p(y)) = log {classes_kept} for every x, so IS = "
                     f"{classes_kept}: the score counts confidently, evenly used classes, whatever happens inside them.",
                     "p(y|x) is one-hot and p(y) uniform over the kept classes: compute the KL, then exp.")
+
+
+# ----------------------------------------------------------------------------- Part VI: applications
+# (book/applications, applications_image)
+
+
+def check_app_flipped_auc(answer: float, auc: float) -> bool:
+    """Exercise ex-app-flipped-auc: the ROC AUC of the negated score, when the score's AUC is ``auc``."""
+    expected = 1.0 - auc
+    return _verdict(_close(answer, expected, rel=1e-6, abs_=1e-9),
+                    f"1 - {auc:.3f} = {expected:.3f}: negating a score reverses every comparison between an "
+                    "anomaly and a normal example, so a detector below 0.5 is a detector of the other way round.",
+                    "the AUC is P(score of a random anomaly > score of a random normal example). "
+                    "What happens to each such comparison when both scores change sign?")
+
+
+def check_app_l2_l1_minimisers(l2: float, l1: float, targets=(-1.0, -1.0, -1.0, 1.0)) -> bool:
+    """Exercise ex-app-l2-mean: the single output that minimises the summed squared (``l2``) and absolute
+    (``l1``) error to equally likely ``targets`` (one pixel of the sharp digits behind one input)."""
+    values = sorted(float(t) for t in targets)
+    mean = sum(values) / len(values)
+    middle = len(values) // 2
+    # an even count has a whole interval of medians: any point between the two middle values
+    low, high = (values[middle - 1], values[middle]) if len(values) % 2 == 0 else (values[middle],) * 2
+    try:
+        l1_ok = low - 1e-9 <= float(l1) <= high + 1e-9
+    except (TypeError, ValueError):
+        l1_ok = False
+    return _verdict(_close(l2, mean, rel=1e-6, abs_=1e-9) and l1_ok,
+                    f"squared error is minimised by the mean ({mean:+.2f}), a grey that none of the targets has; "
+                    f"absolute error by a median ({low:+.2f}" + (f" to {high:+.2f}" if high != low else "") +
+                    "), which is one of them: L1 blurs less, but neither picks a sharp digit as a whole.",
+                    "set the derivative of sum_i (y - t_i)^2 to zero for L2; for L1, move y and count how many "
+                    "targets lie on each side.")
+
+
+def check_app_receptive_field(answer: int, layers: int = 3, kernel: int = 3) -> bool:
+    """Exercise ex-app-receptive-field: the side of the input window one output pixel of
+    :class:`ganlib.chapters.applications.Translator` depends on (``layers`` stride-1 convolutions)."""
+    expected = 1 + layers * (kernel - 1)
+    got = _as_int(answer)
+    return _verdict(got == expected,
+                    f"each {kernel}x{kernel} convolution widens the window by {kernel - 1}: "
+                    f"1 + {layers} x {kernel - 1} = {expected}.",
+                    f"one {kernel}x{kernel} convolution sees a {kernel}x{kernel} window; what does a second one, "
+                    "applied to its output, see of the original input?")
