@@ -22,8 +22,10 @@ One chapter's helpers:
   evaluation   "Evaluating generative models": controlled failures, every metric on one set, the
                verdicts, a GAN's losses and discriminator as judges, the test set's order, the
                ranking (python -m ganlib.chapters.evaluation calibrate | validate | rank)
-  applications "Applications" (in progress): inpainting by latent search, VAE anomaly scores and
-               ROC AUC, L2 vs adversarial super-resolution, augmentation from few labels
+  applications "Applications" and "Restoring and translating images": conditional accuracy, latent
+               arithmetic, augmentation from few labels, VAE anomaly scores and ROC AUC, token
+               gradients (why text GANs struggle), inpainting by latent search, L2/L1 vs adversarial
+               super-resolution and pix2pix (python -m ganlib.chapters.applications augment | anomaly)
 
 Shared teaching tools:
   selfcheck    answer checks for the exercises, one section per chapter
