@@ -232,3 +232,14 @@ def test_source_003_log1p_and_fake_term_sign():
     assert grad.item() < 0  # descent moves the fake's logit up: D learns to call fakes real
     (grad,) = torch.autograd.grad(discriminator_loss("minimax", torch.zeros(1), logit), logit)
     assert grad.item() > 0  # ganlib's -log(1 - D(G(z))) moves it down
+
+
+def test_parallel_workers_give_the_same_rows_as_one_process():
+    setup = dataclasses.replace(experiments.PROFILES["quick"], steps=40, seeds=(0, 1), configs=("nonsaturating",),
+                                datasets=("ring",))
+    without_time = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    one = experiments.run_mode_collapse(setup, log=None)
+    two = experiments.run_mode_collapse(setup, log=None, workers=2)
+    assert without_time(one) == without_time(two) and [r["seed"] for r in two] == [0, 1]
+    with pytest.raises(ValueError, match="keep_samples needs workers=1"):
+        experiments.run_mode_collapse(setup, log=None, keep_samples=True, workers=2)

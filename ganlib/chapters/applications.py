@@ -205,7 +205,6 @@ def conditional_accuracy(generator: torch.nn.Module, classifier: torch.nn.Module
     return (probs.argmax(1) == labels).float().view(classes, n_per_class).mean(1)
 
 
-
 def ink(images: torch.Tensor) -> torch.Tensor:
     """How much ink each digit uses: the mean grey level on the [0, 1] scale (stroke thickness)."""
     return ((images + 1) / 2).flatten(1).mean(1)
