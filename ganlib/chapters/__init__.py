@@ -26,8 +26,15 @@ One chapter's helpers:
                arithmetic, augmentation from few labels, VAE anomaly scores and ROC AUC, token
                gradients (why text GANs struggle), inpainting by latent search, L2/L1 vs adversarial
                super-resolution and pix2pix (python -m ganlib.chapters.applications augment | anomaly)
+  challenges   "Challenges" and "Mode collapse, small data and artefacts": PyTorch's DCGAN example
+               failing and its fixes, the lr-ratio x beta1 grid, a collapsing MNIST generator, D
+               memorising small data, checkerboard artefacts
+               (python -m ganlib.chapters.challenges dcgan-failure | small-data | hyperparameters)
+  faq          "Challenges and FAQ": the readers' questions as small runs (detach, zero_grad and
+               accumulation, loss curves, loaders, error messages, KL and BCE curves)
 
 Shared teaching tools:
+  parallel     independent, self-seeding runs in parallel processes (the results commands, small grids)
   selfcheck    answer checks for the exercises, one section per chapter
   plots        image grids, densities with D(x), 2D scatter plots
   figures      figures drawn from code: the GAN schematic (data and gradient flow)

@@ -129,13 +129,20 @@ def build_models(config: dict, setup: Setup, dim: int = 2):
     return G, (PackedDiscriminator(D, pack) if pack > 1 else D)
 
 
-def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, device="cpu"):
-    """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``."""
-    if config_name not in CONFIGS:
+def train_toy_gan(config_name: str | dict, dataset: str, seed: int, setup: Setup, device="cpu"):
+    """Train one configuration on one toy dataset; returns ``(trainer, ModeCoverage)``.
+
+    ``config_name`` names an entry of :data:`CONFIGS`, or is such an entry itself (a dict with
+    ``loss`` and optional overrides, including ``lr_d_ratio``: D's learning rate over G's).
+    """
+    if isinstance(config_name, dict):
+        config = config_name
+    elif config_name in CONFIGS:
+        config = CONFIGS[config_name]
+    else:
         raise ValueError(f"unknown configuration {config_name!r}; choose from {sorted(CONFIGS)}")
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(DATASETS)}")
-    config = CONFIGS[config_name]
     pack = int(config.get("pack", 1))
     seed_everything(seed)
     G, D = build_models(config, setup)
@@ -143,7 +150,7 @@ def train_toy_gan(config_name: str, dataset: str, seed: int, setup: Setup, devic
     lr = setup.lr[dataset] if isinstance(setup.lr, dict) else setup.lr
     lr = config.get("lr", lr)  # a configuration's own settings override the shared setup
     cfg = GANConfig(loss=config["loss"], steps=setup.steps, batch_size=setup.batch_size * pack,
-                    d_steps=config.get("d_steps", 1), lr_g=lr, lr_d=lr,
+                    d_steps=config.get("d_steps", 1), lr_g=lr, lr_d=lr * config.get("lr_d_ratio", 1.0),
                     betas=tuple(config.get("betas", setup.betas)), gp_weight=config.get("gp_weight", 0.0),
                     r1_weight=config.get("r1_weight", 0.0), ema_decay=setup.ema_decay, bf16=False,
                     device=device, seed=seed, log_every=50, progress=False)
@@ -166,37 +173,25 @@ def _run_one(job: tuple, setup: Setup, keep_samples: bool = False) -> dict:
     return row
 
 
-def _run_in_worker(job: tuple, setup: Setup, threads: int) -> dict:
-    torch.set_num_threads(threads)  # a fresh (spawned) process starts with torch's default thread count
-    return _run_one(job, setup)
-
-
 def run_mode_collapse(setup: Setup, log=print, keep_samples: bool = False, workers: int = 1) -> list[dict]:
     """Every (configuration, dataset, seed) of ``setup``; one row per run, in a fixed order.
 
     With ``keep_samples`` each row also holds the scored samples (``"samples"``, a tensor), e.g. to plot them.
-    ``workers > 1`` runs that many in parallel processes, each with this process's torch thread count;
-    every run seeds itself, so the rows are the same as with one worker.
+    ``workers > 1`` runs that many in parallel processes (:func:`~ganlib.chapters.parallel.map_jobs`),
+    each with this process's torch thread count; every run seeds itself, so the rows are the same as
+    with one worker.
     """
+    import functools
+
+    from .parallel import map_jobs
+
     jobs = [(name, dataset, seed) for dataset in setup.datasets for name in setup.configs for seed in setup.seeds]
     if workers > 1 and keep_samples:
         raise ValueError("keep_samples needs workers=1 (the samples stay in this process)")
-    if workers > 1:
-        import functools
-        import multiprocessing
-
-        run = functools.partial(_run_in_worker, setup=setup, threads=torch.get_num_threads())
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = pool.imap(run, jobs)
-            rows = []
-            for row in results:
-                rows.append(row)
-                _log_row(row, log)
-        return rows
     rows = []
-    for job in jobs:
-        rows.append(_run_one(job, setup, keep_samples))
-        _log_row(rows[-1], log)
+    for row in map_jobs(functools.partial(_run_one, setup=setup, keep_samples=keep_samples), jobs, workers):
+        rows.append(row)
+        _log_row(row, log)
     return rows
 
 

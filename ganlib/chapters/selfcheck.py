@@ -338,3 +338,28 @@ def check_app_receptive_field(answer: int, layers: int = 3, kernel: int = 3) -> 
                     f"1 + {layers} x {kernel - 1} = {expected}.",
                     f"one {kernel}x{kernel} convolution sees a {kernel}x{kernel} window; what does a second one, "
                     "applied to its output, see of the original input?")
+
+
+# ----------------------------------------------------------------------------- Part VII: challenges and FAQ
+# (book/challenges, challenges_data, faq)
+
+
+def check_challenges_update_radius(answer: float, lr: float = 0.1, slope: float = 0.5) -> bool:
+    """Exercise ex-chal-radius: the spectral radius of one simultaneous gradient step of the Dirac-GAN
+    at its equilibrium, with step size ``lr`` and f'(0) = ``slope`` (0.5 for the standard GAN losses)."""
+    expected = math.sqrt(1 + (lr * slope) ** 2)
+    return _verdict(_close(answer, expected, rel=1e-6, abs_=1e-9),
+                    f"the step is I + lr J with J's eigenvalues +-i f'(0), so its eigenvalues are 1 +- i lr f'(0), "
+                    f"of modulus sqrt(1 + (lr f'(0))^2) = {expected:.6f} > 1 for every lr > 0: a smaller step only "
+                    "slows the outward spiral.",
+                    "write the update as (theta, psi) <- (I + lr J)(theta, psi), with J = [[0, -f'(0)], [f'(0), 0]] "
+                    "at the equilibrium; what are J's eigenvalues, and what does adding 1 do to their modulus?")
+
+
+def check_challenges_small_data_gap(answer: float, train_accuracy: float, held_out_accuracy: float) -> bool:
+    """Exercise ex-chal-gap: the gap between D's accuracy on its training reals and on held-out reals."""
+    expected = train_accuracy - held_out_accuracy
+    return _verdict(_close(answer, expected, rel=1e-6, abs_=1e-9),
+                    f"{train_accuracy:.3f} - {held_out_accuracy:.3f} = {expected:.3f}: a gap that a D which only "
+                    "told real from fake would not have; it has learned the training images themselves.",
+                    "subtract the held-out accuracy from the training accuracy, both as fractions.")
