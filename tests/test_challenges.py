@@ -238,3 +238,12 @@ def test_committed_challenges_results_record_their_provenance(load, keys):
 def test_a_missing_results_file_names_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m ganlib.chapters.challenges hyperparameters"):
         ch.load_hyperparameters(tmp_path / "none.json")
+
+
+def test_bce_curves_are_the_terms_of_the_discriminator_loss():
+    from ganlib.losses import discriminator_loss
+
+    b = faq.bce_curves(torch.tensor([-2.0, 0.5, 3.0]))
+    for i, logit in enumerate(b["logit"]):
+        both = discriminator_loss("nonsaturating", logit[None], logit[None])
+        assert (b["real, target 1"][i] + b["fake, target 0"][i]).item() == pytest.approx(both.item(), rel=1e-6)

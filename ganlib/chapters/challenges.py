@@ -340,10 +340,6 @@ class RandomTranslate(nn.Module):
         return padded[index, torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
 
 
-def _unwrapped(D: nn.Module) -> nn.Module:
-    return D[-1] if isinstance(D, nn.Sequential) else D
-
-
 class RealAccuracy:
     """Trainer callback: every ``every`` steps, the fraction of images D calls real (D(x) > 0.5) on
     its training images, on held-out real images and on fresh fakes (D in eval mode: no augmentation)."""
@@ -356,7 +352,7 @@ class RealAccuracy:
     def __call__(self, trainer) -> None:
         if trainer.step % self.every:
             return
-        D = _unwrapped(trainer.discriminator).eval()
+        D = trainer.discriminator.eval()  # eval: RandomTranslate is the identity, D sees the images as they are
         fakes = trainer.sample(len(self.held_out), ema=False, seed=5)
         calls = {name: (D(x) > 0).float().mean().item()
                  for name, x in [("train", self.train), ("held_out", self.held_out), ("fake", fakes)]}

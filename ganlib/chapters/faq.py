@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..data import DeviceLoader, gaussian_ring
 from ..env import seed_everything
-from ..losses import discriminator_loss, generator_loss
+from ..losses import discriminator_loss
 from ..metrics import mode_coverage
 from ..models import MLPDiscriminator, MLPGenerator
 
@@ -150,17 +150,16 @@ def error_message(call, *args, **kwargs) -> str:
 
 
 def bce_curves(logits: torch.Tensor | None = None) -> dict:
-    """D's loss on one example as a function of its logit, for a real (target 1.0) and a fake
-    (target 0.0) example, and G's non-saturating loss: ganlib's losses, which take float targets
-    implicitly (no label tensor to get the dtype of wrong)."""
+    """D's loss on one example as a function of its logit: the real term of
+    :func:`ganlib.losses.discriminator_loss` (float target 1.0, softplus(-l)), the fake term
+    (target 0.0, softplus(l)), and G's non-saturating loss, which is the real term with G's samples."""
     logits = torch.linspace(-6, 6, 121) if logits is None else logits
-    zeros = torch.full_like(logits, -30.0)  # the other input's logit: contributes ~0 to the loss
-    return {"logit": logits,
-            "real, target 1": torch.stack([discriminator_loss("nonsaturating", l[None], z[None])
-                                           for l, z in zip(logits, zeros)]),
-            "fake, target 0": torch.stack([discriminator_loss("nonsaturating", -z[None], l[None])
-                                           for l, z in zip(logits, zeros)]),
-            "G, non-saturating": torch.stack([generator_loss("nonsaturating", l[None]) for l in logits])}
+
+    def per_example(target: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none")
+
+    return {"logit": logits, "real, target 1": per_example(1.0), "fake, target 0": per_example(0.0),
+            "G, non-saturating": per_example(1.0)}
 
 
 def kl_curves(mus=None, sigmas=(0.5, 1.0, 2.0)) -> dict:
