@@ -19,7 +19,7 @@ the profile (``GANLIB_PROFILE=quick|full``, see :mod:`ganlib.env`).
 ``--resume`` continues the run in ``DIR``. Options that steer training (steps, learning rates,
 loss, d-steps, penalties, EMA, logging, checkpointing, device and speed flags) are applied, and a
 new learning rate reaches the optimizers. Options that define the run (dataset, model, batch size,
-seed, latent size, DCGAN width, conditional, spectral norm) cannot change: given with a different value than
+seed, latent size, DCGAN widths and layout, conditional, spectral norm) cannot change: given with a different value than
 the checkpoint's, they are refused with a message naming each one. On the CPU a resumed run is
 bitwise equal to an uninterrupted one at the same number of torch threads (``torch.set_num_threads``;
 another count splits the reductions inside matrix products differently).
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Train a GAN or VAE; options left out take the dataset's preset. With --resume, options that steer "
         "training (steps, learning rates, loss, d-steps, penalties, EMA, logging, checkpoints, device and "
         "speed flags) are applied; options that define the run (dataset, model, batch size, seed, latent "
-        "size, base width, conditional, spectral norm) must match the checkpoint."))
+        "size, DCGAN widths and layout, conditional, spectral norm) must match the checkpoint."))
     # default=None throughout: "not given" must be told apart from a value, for presets and --resume
     t.add_argument("--dataset", choices=IMAGES + tuple(TOY), required=True)
     t.add_argument("--model", choices=MODELS, help="default: mlp")
@@ -169,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--latent-dim", type=POSITIVE_INT)
     t.add_argument("--base-width", type=POSITIVE_INT, help="DCGAN: channels of D's first and G's last stage "
                    "(doubled at each stage; preset: 32 quick, 64 full)")
+    t.add_argument("--g-width", type=POSITIVE_INT, help="DCGAN: G's channels at its last stage (default: --base-width)")
+    t.add_argument("--d-width", type=POSITIVE_INT, help="DCGAN: D's channels at its first stage (default: --base-width)")
+    t.add_argument("--g-fc", type=COUNT, help="DCGAN: units of a fully connected layer at G's start (default 0: none)")
+    t.add_argument("--d-fc", type=COUNT, help="DCGAN: units of a fully connected layer before D's logit (default 0: none)")
     t.add_argument("--conditional", action="store_true", default=None, help="class-conditional G and D (image datasets)")
     t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral norm in D")
     t.add_argument("--binarize", action="store_true", default=None,
@@ -209,7 +213,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 #: what defines a run: fixed once it has started (option -> where the checkpoint records it)
 RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "conditional", "spectral_norm",
-                "binarize")
+                "binarize", "g_width", "d_width", "g_fc", "d_fc")
+#: the DCGAN's layout options beyond --base-width (recorded only when given, so older checkpoints compare equal)
+DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc")
 
 
 def option(name: str) -> str:
@@ -228,8 +234,9 @@ def load_data(dataset: str):
 def run_settings(args) -> dict:
     """What defines the run, with the presets filled in (recorded in the checkpoint as ``run``)."""
     model = args.model or "mlp"
-    if args.base_width is not None and model != "dcgan":
-        raise UsageError(f"--base-width sets the DCGAN's channels; --model {model} does not take it")
+    for name in ("base_width",) + DCGAN_LAYOUT:
+        if getattr(args, name) is not None and model != "dcgan":
+            raise UsageError(f"{option(name)} sets the DCGAN's layout; --model {model} does not take it")
     if args.binarize and model not in VAE_MODELS:
         raise UsageError(f"--binarize is a VAE option (binary pixels for a Bernoulli decoder); --model {model} "
                          "is a GAN: leave --binarize out, or use --model vae / conv-vae")
@@ -238,7 +245,8 @@ def run_settings(args) -> dict:
             "batch_size": args.batch_size or cfg["batch_size"], "seed": 0 if args.seed is None else args.seed,
             "latent_dim": args.latent_dim or cfg["latent_dim"], "conditional": bool(args.conditional),
             "base_width": (args.base_width or cfg.get("base_width")) if model == "dcgan" else None,
-            "spectral_norm": bool(args.spectral_norm), "binarize": bool(args.binarize)}
+            "spectral_norm": bool(args.spectral_norm), "binarize": bool(args.binarize),
+            **{name: getattr(args, name) for name in DCGAN_LAYOUT if getattr(args, name)}}
 
 
 def build_models(run: dict, data) -> dict:
@@ -258,9 +266,11 @@ def build_models(run: dict, data) -> dict:
         return {"vae": models.VAE(shape, latent_dim=latent, arch="conv" if run["model"] == "conv-vae" else "mlp")}
     if run["model"] == "dcgan":
         width = run.get("base_width") or cfg["base_width"]
-        return {"generator": models.DCGANGenerator(latent, shape[-1], shape[0], width, num_classes=k),
-                "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], width,
-                                                           spectral_norm=sn, num_classes=k)}
+        return {"generator": models.DCGANGenerator(latent, shape[-1], shape[0], run.get("g_width") or width,
+                                                   num_classes=k, hidden=run.get("g_fc") or 0),
+                "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], run.get("d_width") or width,
+                                                           spectral_norm=sn, num_classes=k,
+                                                           hidden=run.get("d_fc") or 0)}
     return {"generator": models.MLPGenerator(latent, shape, hidden=cfg["g_hidden"], out_activation="tanh",
                                              batchnorm=True, num_classes=k),
             "discriminator": models.MLPDiscriminator(shape, hidden=cfg["d_hidden"], activation="leaky_relu",
@@ -316,7 +326,11 @@ def resume_overrides(args, state: dict, path: Path) -> dict:
     checkpoint_values = {**recorded, "batch_size": config["batch_size"], "seed": config["seed"]}
     given = {"dataset": args.dataset, "model": args.model, "batch_size": args.batch_size, "seed": args.seed,
              "latent_dim": args.latent_dim, "base_width": args.base_width, "conditional": args.conditional,
-             "spectral_norm": args.spectral_norm, "binarize": args.binarize}
+             "spectral_norm": args.spectral_norm, "binarize": args.binarize,
+             **{name: getattr(args, name) for name in DCGAN_LAYOUT}}
+    if recorded.get("model") == "dcgan":  # options not recorded took their defaults
+        for name in DCGAN_LAYOUT:
+            checkpoint_values.setdefault(name, recorded.get("base_width") if name.endswith("width") else 0)
     changed = [f"{option(k)} {v!r} (the checkpoint has {checkpoint_values[k]!r})" for k, v in given.items()
                if v is not None and k in checkpoint_values and v != checkpoint_values[k]]
     if changed:

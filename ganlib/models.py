@@ -238,13 +238,13 @@ def _dcgan_layout(image_size: int) -> tuple[int, int]:
 
 
 def dcgan_init_(module: nn.Module) -> None:
-    """Radford et al.'s initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    """Radford et al.'s initialisation: conv and linear weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -252,25 +252,48 @@ def dcgan_init_(module: nn.Module) -> None:
 class DCGANGenerator(_Recorded):
     """z (N, latent_dim) -> images (N, channels, image_size, image_size) in [-1, 1].
 
-    A transposed convolution maps z to a 4x4 (7x7 for 28-pixel images) map with
+    A projection maps z to a 4x4 (7x7 for 28-pixel images) map with
     ``base_width * 2**(stages-1)`` channels; each stage doubles the resolution and halves the
     channels (ConvTranspose 4x4 stride 2, BatchNorm, ReLU); the last stage outputs ``channels``
-    maps through tanh (Radford et al. 2016). With ``num_classes > 0`` a one-hot label is
+    maps through tanh (Radford et al. 2016). The projection is a transposed convolution over the
+    1x1 input (the same map as a linear layer), or, with ``hidden > 0``, two fully connected
+    layers z -> ``hidden`` -> the first map, each with batch norm and ReLU: the layout of Radford
+    et al.'s and InfoGAN's own MNIST generators (Chen et al. 2016, appendix C.1: FC 1024, FC
+    7x7x128, then two transposed convolutions). With ``num_classes > 0`` a one-hot label is
     concatenated to z. ``batchnorm=False`` drops the batch norms (an ablation of Radford et al.'s
-    guideline; the convolutions then get biases).
+    guideline; the layers then get biases).
+
+    Args:
+        latent_dim: size of z.
+        image_size: side of the square output, one of :data:`DCGAN_SIZES`.
+        channels: image channels (1 for MNIST).
+        base_width: channels of the last hidden stage; doubled towards the start.
+        num_classes: 0 for an unconditional generator, else the number of classes.
+        batchnorm: batch norm after every hidden layer.
+        hidden: units of a fully connected layer before the first map (0: none).
+
+    Shape:
+        z: (N, latent_dim); labels: (N,) int64 when conditional; output: (N, channels, image_size, image_size).
     """
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 1,
-                 base_width: int = 64, num_classes: int = 0, batchnorm: bool = True):
+                 base_width: int = 64, num_classes: int = 0, batchnorm: bool = True, hidden: int = 0):
         super().__init__()
-        self._record(latent_dim=latent_dim, image_size=image_size, channels=channels,
-                     base_width=base_width, num_classes=num_classes, batchnorm=batchnorm)
+        kwargs = dict(latent_dim=latent_dim, image_size=image_size, channels=channels,
+                      base_width=base_width, num_classes=num_classes, batchnorm=batchnorm)
+        self._record(**kwargs, **({"hidden": hidden} if hidden else {}))  # older specs have no "hidden"
         start, stages = _dcgan_layout(image_size)
         self.latent_dim, self.num_classes, self.image_size, self.channels = latent_dim, num_classes, image_size, channels
         width = base_width * 2 ** (stages - 1)
         norm = nn.BatchNorm2d if batchnorm else (lambda _: nn.Identity())
-        layers = [nn.ConvTranspose2d(latent_dim + num_classes, width, start, 1, 0, bias=not batchnorm),
-                  norm(width), nn.ReLU(True)]
+        if hidden:
+            norm1d = nn.BatchNorm1d if batchnorm else (lambda _: nn.Identity())
+            layers = [nn.Flatten(), nn.Linear(latent_dim + num_classes, hidden, bias=not batchnorm), norm1d(hidden),
+                      nn.ReLU(True), nn.Linear(hidden, width * start * start, bias=not batchnorm),
+                      norm1d(width * start * start), nn.ReLU(True), nn.Unflatten(1, (width, start, start))]
+        else:
+            layers = [nn.ConvTranspose2d(latent_dim + num_classes, width, start, 1, 0, bias=not batchnorm),
+                      norm(width), nn.ReLU(True)]
         for _ in range(stages - 1):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=not batchnorm), norm(width // 2),
                        nn.ReLU(True)]
@@ -292,18 +315,34 @@ class DCGANDiscriminator(_Recorded):
 
     Each stage halves the resolution (Conv 4x4 stride 2, normalisation, LeakyReLU 0.2) down to 4x4
     (7x7 for 28-pixel images); a final convolution over that map gives one logit. The first stage
-    has no normalisation (Radford et al. 2016). ``norm`` is ``"batch"``, ``"layer"`` (GroupNorm with
-    one group; use it with a gradient penalty, which batch norm would break) or ``"none"``; the
-    default is batch norm, or none when ``spectral_norm=True`` (SN-GAN, Miyato et al. 2018).
+    has no normalisation (Radford et al. 2016). With ``hidden > 0`` a fully connected layer of
+    that many units (normalisation, LeakyReLU) comes between the last map and the logit, as in
+    Radford et al.'s and InfoGAN's MNIST discriminators (Chen et al. 2016, appendix C.1).
+    ``norm`` is ``"batch"``, ``"layer"`` (GroupNorm with one group, LayerNorm for the fully
+    connected layer; use it with a gradient penalty, which batch norm would break) or ``"none"``;
+    the default is batch norm, or none when ``spectral_norm=True`` (SN-GAN, Miyato et al. 2018).
     With ``num_classes > 0`` D is a projection discriminator (Miyato & Koyama 2018): the logit gains
-    <embed(label), features>.
+    <embed(label), features>, the features being the last layer's input.
+
+    Args:
+        image_size: side of the square input, one of :data:`DCGAN_SIZES`.
+        channels: image channels.
+        base_width: channels of the first stage; doubled at each stage.
+        spectral_norm: spectral normalisation of every weight.
+        norm: ``"batch"``, ``"layer"`` or ``"none"`` (default: see above).
+        num_classes: 0 for an unconditional discriminator, else the number of classes.
+        hidden: units of a fully connected layer before the logit (0: none).
+
+    Shape:
+        x: (N, channels, image_size, image_size); labels: (N,) int64 when conditional; output: (N,).
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, base_width: int = 64,
-                 spectral_norm: bool = False, norm: str | None = None, num_classes: int = 0):
+                 spectral_norm: bool = False, norm: str | None = None, num_classes: int = 0, hidden: int = 0):
         super().__init__()
-        self._record(image_size=image_size, channels=channels, base_width=base_width,
-                     spectral_norm=spectral_norm, norm=norm, num_classes=num_classes)
+        kwargs = dict(image_size=image_size, channels=channels, base_width=base_width,
+                      spectral_norm=spectral_norm, norm=norm, num_classes=num_classes)
+        self._record(**kwargs, **({"hidden": hidden} if hidden else {}))  # older specs have no "hidden"
         start, stages = _dcgan_layout(image_size)
         norm = norm or ("none" if spectral_norm else "batch")
         if norm not in ("batch", "layer", "none"):
@@ -319,10 +358,16 @@ class DCGANDiscriminator(_Recorded):
                 layers.append(nn.GroupNorm(1, width))
             layers.append(nn.LeakyReLU(0.2, True))
             in_ch, width = width, width * 2
-        self.features = nn.Sequential(*layers)
-        self.head = sn(nn.Conv2d(in_ch, 1, start, 1, 0))
+        features = in_ch * start * start
+        if hidden:
+            norm1d = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda _: nn.Identity()}[norm]
+            layers += [nn.Flatten(), sn(nn.Linear(features, hidden, bias=norm == "none")), norm1d(hidden),
+                       nn.LeakyReLU(0.2, True)]
+            features = hidden
+        self.features = nn.Sequential(*layers)  # registered before the head: the init draws in this order
+        self.head = sn(nn.Linear(hidden, 1)) if hidden else sn(nn.Conv2d(in_ch, 1, start, 1, 0))
         if num_classes:
-            self.embed = sn(nn.Embedding(num_classes, in_ch * start * start))
+            self.embed = sn(nn.Embedding(num_classes, features))
         dcgan_init_(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

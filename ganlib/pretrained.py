@@ -197,11 +197,15 @@ def _test_features() -> torch.Tensor:
 
 
 class TrackFID:
-    """A trainer callback: every ``every`` steps, FID and IS of the raw and the EMA generator."""
+    """A trainer callback: every ``every`` steps, FID and IS of the raw and the EMA generator.
 
-    def __init__(self, every: int, n: int = EVAL_SAMPLES):
-        self.every, self.n = every, n
-        self.rows: list[dict] = []
+    With ``path`` the rows are also written there after each measurement, and read back from it
+    at the start, so that a resumed run keeps the rows of the steps before it stopped.
+    """
+
+    def __init__(self, every: int, n: int = EVAL_SAMPLES, path: Path | None = None):
+        self.every, self.n, self.path = every, n, path
+        self.rows: list[dict] = json.loads(path.read_text()) if path is not None and path.exists() else []
 
     def __call__(self, trainer) -> None:
         row = {"step": trainer.step}
@@ -210,23 +214,49 @@ class TrackFID:
                 continue
             model = trainer.vae if hasattr(trainer, "vae") else trainer.sampling_generator(use_ema)
             row[kind] = measure(model, self.n, full=False)
-        self.rows.append(row)
+        self.rows = [r for r in self.rows if r["step"] < trainer.step] + [row]  # a resumed run redoes later rows
+        if self.path is not None:
+            self.path.write_text(json.dumps(self.rows))
         print(json.dumps(row), flush=True)
 
 
 # ----------------------------------------------------------------------------- making
 
 
-def _train(argv: list[str], out: Path, track_every: int):
-    """Train with ``python -m ganlib train``'s own code; returns (trainer, tracker, wall time)."""
+#: how often ``make --run-dir`` saves a checkpoint (steps), so that ``--resume`` loses little
+CHECKPOINT_EVERY = 500
+
+
+def _train(argv: list[str], out: Path, track_every: int, resume: bool = False, kept: bool = False):
+    """Train with ``python -m ganlib train``'s own code; returns (trainer, tracker, wall time).
+
+    ``kept``: ``out`` is a run folder that outlives the call: checkpoints every
+    :data:`CHECKPOINT_EVERY` steps, the FID rows and the wall time so far are kept there, and
+    ``resume`` continues that run (bitwise, on the CPU at the same thread count).
+    """
     from .__main__ import build_trainer, parse_args
 
-    args = parse_args(["train", *argv, "--out", str(out), "--no-progress"])
-    tracker = TrackFID(track_every)
+    extra = ["--checkpoint-every", str(CHECKPOINT_EVERY)] if kept else []
+    args = parse_args(["train", *argv, "--out", str(out), "--no-progress", *extra, *(["--resume"] if resume else [])])
+    tracker = TrackFID(track_every, path=out / "fid_over_training.json" if kept else None)
+    clock = out / "wall_time_s.json"
+    earlier = json.loads(clock.read_text()) if resume and clock.exists() else 0.0
     trainer = build_trainer(args, [tracker])
     start = time.perf_counter()
+    if kept:  # the wall time so far, saved with each checkpoint
+        trainer.callbacks.append(_SaveWallTime(clock, earlier, start))
     trainer.fit()
-    return trainer, tracker, time.perf_counter() - start
+    return trainer, tracker, earlier + time.perf_counter() - start
+
+
+class _SaveWallTime:
+    """A trainer callback that keeps a resumable run's wall time so far in a file, at each checkpoint."""
+
+    def __init__(self, path: Path, earlier: float, start: float):
+        self.path, self.earlier, self.start, self.every = path, earlier, start, CHECKPOINT_EVERY
+
+    def __call__(self, trainer) -> None:
+        self.path.write_text(json.dumps(round(self.earlier + time.perf_counter() - self.start, 1)))
 
 
 def _downsample(history: dict, points: int = 300) -> dict:
@@ -252,14 +282,21 @@ def _environment() -> dict:
             "machine": platform.machine(), "processor": platform.processor() or "unknown"}
 
 
-def make(name: str, folder: Path | None = None, run_dir: Path | None = None, track_every: int | None = None) -> dict:
-    """Train ``name``'s recipe, measure the generator that ships, write NAME.safetensors and NAME.json."""
+def make(name: str, folder: Path | None = None, run_dir: Path | None = None, track_every: int | None = None,
+         resume: bool = False) -> dict:
+    """Train ``name``'s recipe, measure the generator that ships, write NAME.safetensors and NAME.json.
+
+    With ``run_dir`` the run is kept there, with a checkpoint every :data:`CHECKPOINT_EVERY`
+    steps; ``resume=True`` continues the run in ``run_dir`` after an interruption.
+    """
     _paths(name, folder)  # an unknown name fails before training
+    if resume and run_dir is None:
+        raise PretrainedError("--resume continues the run kept in --run-dir; give the --run-dir of the interrupted run")
     argv = RECIPES[name]
     steps = int(argv[argv.index("--steps") + 1])
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(run_dir) if run_dir is not None else Path(tmp)
-        trainer, tracker, wall = _train(argv, run, track_every or max(1, steps // 6))
+        trainer, tracker, wall = _train(argv, run, track_every or max(1, steps // 6), resume, kept=run_dir is not None)
     if hasattr(trainer, "vae"):
         return _make_vae(name, argv, trainer, tracker, wall, folder)
     generator = as_stored(trainer.sampling_generator(ema=True))  # EMA weights with refreshed BN, or the raw G
@@ -278,6 +315,7 @@ def make(name: str, folder: Path | None = None, run_dir: Path | None = None, tra
         "weights": ("ema" if trainer.ema is not None else "raw") + STORED_NOTE,
         "parameters": sum(p.numel() for p in generator.parameters()),
         "discriminator_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
+        "discriminator_spec": trainer.discriminator.spec,  # D is not shipped; its layout is recorded
         "eval": {"samples": EVAL_SAMPLES, "seed": EVAL_SEED, "reference": "MNIST test (10k)",
                  "features": "ganlib MNIST classifier", "k": 3},
         "metrics": metrics,
@@ -440,7 +478,8 @@ def main(argv=None) -> None:
     m = sub.add_parser("make", help="train a recipe and write its shipped files")
     m.add_argument("name", choices=names())
     m.add_argument("--folder", type=Path, help="where to write (default: ganlib/weights)")
-    m.add_argument("--run-dir", type=Path, help="keep the training run (checkpoint, history) here")
+    m.add_argument("--run-dir", type=Path, help=f"keep the training run here, with a checkpoint every {CHECKPOINT_EVERY} steps")
+    m.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
     m.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: fastest for small models)")
     s = sub.add_parser("seeds", help="train a recipe with several seeds; write the metrics' mean and std")
     s.add_argument("name", choices=names())
@@ -454,7 +493,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.command == "make":
         torch.set_num_threads(args.threads)
-        record = make(args.name, args.folder, args.run_dir)
+        record = make(args.name, args.folder, args.run_dir, resume=args.resume)
         print(json.dumps({k: record[k] for k in ("name", "steps", "wall_time_s", "metrics", "sha256")}, indent=1))
     elif args.command == "half":
         torch.set_num_threads(1)

@@ -183,3 +183,27 @@ def test_binarize_and_lr_decay_train_a_vae_on_binary_pixels(tmp_path, monkeypatc
 def test_binarize_is_a_vae_option(tmp_path, capsys):
     err = _fails(["train", "--dataset", "ring", "--binarize", "--out", str(tmp_path / "r"), *FAST], capsys)
     assert "--binarize is a VAE option" in err
+
+
+def test_dcgan_layout_options_build_the_models_and_define_the_run(tmp_path, monkeypatch, capsys):
+    import torch
+
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    out = tmp_path / "fc"
+    base = ["train", "--dataset", "mnist", "--model", "dcgan", "--steps", "2", "--batch-size", "16", "--out", str(out)]
+    main([*base, "--g-width", "8", "--d-width", "4", "--g-fc", "16", "--d-fc", "12", *FAST])
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    g, d = state["specs"]["generator"]["kwargs"], state["specs"]["discriminator"]["kwargs"]
+    assert (g["base_width"], g["hidden"], d["base_width"], d["hidden"]) == (8, 16, 4, 12)
+    # resuming with the same layout works; another layout is refused, naming the flag
+    main([*base[:-4], "--steps", "3", "--out", str(out), "--resume", "--g-fc", "16", *FAST])
+    err = _fails([*base[:-4], "--steps", "4", "--out", str(out), "--resume", "--d-fc", "0", *FAST], capsys)
+    assert "--d-fc 0 (the checkpoint has 12)" in err
+    # a run without the options records none; resuming it with their defaults is accepted
+    plain = tmp_path / "plain"
+    main([*base[:-1], str(plain), "--base-width", "4", *FAST])
+    assert "g_fc" not in load_checkpoint(plain / "checkpoint.safetensors")["run"]
+    main([*base[:-1], str(plain), "--steps", "3", "--resume", "--g-width", "4", "--g-fc", "0", *FAST])
+    err = _fails([*base[:-1], str(plain), "--steps", "4", "--resume", "--g-width", "8", *FAST], capsys)
+    assert "--g-width 8 (the checkpoint has 4)" in err

@@ -99,3 +99,45 @@ def test_build_model_round_trip():
     clone.load_state_dict(D.state_dict())  # same architecture, key for key
     with pytest.raises(ValueError, match="unknown model class"):
         build_model({"class": "os.system", "kwargs": {}})
+
+
+def test_dcgan_fully_connected_layout_counts_radford_and_infogan_layers():
+    # InfoGAN's MNIST G (Chen et al. 2016, C.1): FC 1024, FC 7x7x128, deconv 64, deconv 1
+    G = DCGANGenerator(latent_dim=100, image_size=28, base_width=64, hidden=1024)
+    linears = [m for m in G.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(100, 1024), (1024, 7 * 7 * 128)]
+    deconvs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels) for m in deconvs] == [(128, 64), (64, 1)]
+    # its D: conv 64, conv 128, FC 1024, FC 1 (the logit)
+    D = DCGANDiscriminator(image_size=28, base_width=64, hidden=1024)
+    assert [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 128]
+    assert [(m.in_features, m.out_features) for m in D.modules() if isinstance(m, torch.nn.Linear)] == [
+        (7 * 7 * 128, 1024), (1024, 1)]
+    x = G(torch.randn(3, 100))
+    assert x.shape == (3, 1, 28, 28) and D(x).shape == (3,)
+    # batch norm in the FC layers too (Radford et al.'s guideline), and init N(1, 0.02) for its scales
+    bn1d = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bn1d) == 2 and all(abs(m.weight.mean().item() - 1) < 0.01 for m in bn1d)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_dcgan_fc_discriminator_is_conditional_and_rebuilds(norm):
+    D = DCGANDiscriminator(image_size=28, base_width=8, hidden=32, norm=norm, num_classes=10).eval()
+    x, y = torch.randn(4, 1, 28, 28), torch.arange(4)
+    assert not torch.allclose(D(x, labels=y), D(x, labels=(y + 1) % 10))
+    copy = build_model(D.spec)
+    copy.load_state_dict(D.state_dict())
+    assert torch.equal(copy.eval()(x, labels=y), D(x, labels=y))
+
+
+def test_dcgan_without_fc_keeps_its_old_spec_and_weights():
+    # checkpoints and shipped files written before the FC option rebuild to the same model
+    G, D = DCGANGenerator(10, 28, 1, 8), DCGANDiscriminator(28, 1, 8)
+    assert "hidden" not in G.spec["kwargs"] and "hidden" not in D.spec["kwargs"]
+    torch.manual_seed(0)
+    D1 = DCGANDiscriminator(28, 1, 8)
+    torch.manual_seed(0)
+    D2 = build_model({"class": "DCGANDiscriminator", "kwargs": dict(D1.spec["kwargs"])})
+    assert list(D1.state_dict()) == list(D2.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(D1.state_dict().values(), D2.state_dict().values()))
+    assert list(D1.state_dict())[-2:] == ["head.weight", "head.bias"]  # features first, then the head: init order kept

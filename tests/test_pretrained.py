@@ -215,3 +215,31 @@ def test_names_by_kind():
     assert pretrained.names() == sorted(pretrained.names("gan") + pretrained.names("vae"))
     with pytest.raises(ValueError, match="kind"):
         pretrained.names("diffusion")
+
+
+def test_make_resumed_after_an_interruption_ships_the_same_weights(tmp_path, monkeypatch, single_thread):
+    from safetensors.torch import load_file
+
+    images = torch.rand(64, 1, 28, 28) * 2 - 1
+    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    # a stand-in for the MNIST metrics: a number that depends on every weight of the measured generator
+    monkeypatch.setattr(pretrained, "measure", lambda G, n=0, seed=0, full=True: {
+        "fid": float(sum(p.detach().double().sum() for p in G.parameters())), "inception_score": 1.0})
+    monkeypatch.setattr(pretrained, "CHECKPOINT_EVERY", 2)
+    recipe = ["--dataset", "mnist", "--model", "dcgan", "--base-width", "4", "--batch-size", "16",
+              "--steps", "6", "--ema-decay", "0.9", "--seed", "0"]
+    monkeypatch.setitem(pretrained.RECIPES, "tiny-test", recipe)
+    whole = pretrained.make("tiny-test", tmp_path / "whole", tmp_path / "run-whole", track_every=2)
+    # the same recipe stopped after step 4 (a shorter --steps stands in for the interruption), then resumed
+    monkeypatch.setitem(pretrained.RECIPES, "tiny-test", [("4" if a == "6" else a) for a in recipe])
+    pretrained.make("tiny-test", tmp_path / "part", tmp_path / "run-part", track_every=2)
+    monkeypatch.setitem(pretrained.RECIPES, "tiny-test", recipe)
+    resumed = pretrained.make("tiny-test", tmp_path / "part", tmp_path / "run-part", track_every=2, resume=True)
+    a = load_file(str(tmp_path / "whole" / "tiny-test.safetensors"))
+    b = load_file(str(tmp_path / "part" / "tiny-test.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in resumed["fid_over_training"]] == [2, 4, 6]
+    assert resumed["fid_over_training"] == whole["fid_over_training"]
+    assert resumed["steps"] == 6 and resumed["wall_time_s"] > 0
+    with pytest.raises(pretrained.PretrainedError, match="--run-dir"):
+        pretrained.make("tiny-test", tmp_path / "x", resume=True)

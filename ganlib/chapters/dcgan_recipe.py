@@ -1,0 +1,180 @@
+"""Choosing the MNIST DCGAN's layout by measurement: the study behind the shipped ``dcgan-mnist``.
+
+Each arm is a set of ``python -m ganlib train`` options (:data:`ARMS`) that changes the layout of
+the 28x28 DCGAN and nothing else; every arm trains for the same number of steps, with the same
+loss, optimiser, batch size and EMA, over several seeds. Each run is scored on the book's MNIST
+metrics (10,000 samples of the EMA generator against the 10,000 test digits, ganlib's classifier
+features) plus what a reader sees: the share of unrecognisable digits (classifier's top
+probability under 0.9) and the share of each digit. The command::
+
+    python -m ganlib.chapters.dcgan_recipe ablation --steps 2000 --seeds 0 1 2 --workers 2
+
+writes ``book/results/dcgan_recipe.json`` (with provenance); the practice chapter shows it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .parallel import map_jobs
+from .practice import RESULTS_DIR, load_results, provenance
+
+RECIPE_PATH = RESULTS_DIR / "dcgan_recipe.json"
+COMMAND = "python -m ganlib.chapters.dcgan_recipe ablation"
+#: what every arm shares (the shipped recipe's training options, without its length and seed)
+COMMON = ["--dataset", "mnist", "--model", "dcgan", "--batch-size", "64", "--ema-decay", "0.999"]
+#: arm -> its layout options. G's width is the channels at 14x14 (twice that at 7x7); D's at 14x14.
+ARMS: dict[str, list[str]] = {
+    "width 32 (before)": ["--base-width", "32"],
+    "width 64 (ganlib's default)": ["--base-width", "64"],
+    "G x4": ["--g-width", "128", "--d-width", "32"],
+    "D x2": ["--g-width", "32", "--d-width", "64"],
+    # also the TensorFlow DCGAN tutorial's widths: 256 channels at 7x7 in G, D 64 -> 128
+    "G x4, D x2": ["--g-width", "128", "--d-width", "64"],
+    # Radford et al.'s and InfoGAN's MNIST layout: FC 1024 -> 7x7x128 -> 64 -> 1; D 64 -> 128 -> FC 1024
+    "FC layout (Radford/InfoGAN)": ["--base-width", "64", "--g-fc", "1024", "--d-fc", "1024"],
+    # the same layout at half the widths: a generator of a few MB, at a third of the CPU time
+    "FC layout, half width": ["--base-width", "32", "--g-fc", "512", "--d-fc", "512"],
+}
+UNRECOGNISABLE_BELOW = 0.9  # top classifier probability under this: a reader cannot tell the digit
+
+
+def train_argv(arm: str, steps: int, seed: int) -> list[str]:
+    """The ``python -m ganlib train`` options of one run (without ``--out``)."""
+    return COMMON + ARMS[arm] + ["--steps", str(steps), "--seed", str(seed)]
+
+
+def unrecognisable_share(probabilities: torch.Tensor, below: float = UNRECOGNISABLE_BELOW) -> float:
+    """The share of images whose top class probability is under ``below``.
+
+    Args:
+        probabilities: the classifier's class probabilities, shape (N, classes), rows summing to 1.
+        below: the confidence under which a digit counts as unrecognisable.
+    """
+    if probabilities.dim() != 2 or len(probabilities) == 0:
+        raise ValueError(f"probabilities must have shape (N, classes) with N >= 1; got {tuple(probabilities.shape)}")
+    return float((probabilities.max(1).values < below).float().mean())
+
+
+def score(generator: torch.nn.Module) -> dict:
+    """The book's MNIST metrics of a generator, plus the unrecognisable share (10k seeded samples)."""
+    from ..classifier import classify, load_mnist_classifier
+    from ..metrics import mnist_metrics
+    from ..pretrained import generate
+
+    images, _ = generate(generator)
+    classifier = load_mnist_classifier()
+    m = mnist_metrics(images, classifier=classifier)
+    _, probs = classify(classifier, images)
+    return {"fid": float(m["fid"]), "inception_score": float(m["inception_score"]),
+            "precision": float(m["precision"]), "recall": float(m["recall"]),
+            "digit_shares": [float(v) for v in m["label_histogram"]],
+            "unrecognisable": unrecognisable_share(probs)}
+
+
+def run_arm(job: tuple[str, int, int]) -> dict:
+    """Train one (arm, steps, seed) and score it; the row of the results file."""
+    from ..__main__ import build_trainer, parse_args
+
+    arm, steps, seed = job
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = build_trainer(parse_args(["train", *train_argv(arm, steps, seed), "--out", tmp,
+                                            "--no-progress", "--log-every", "10"]))
+        start = time.process_time()
+        history = trainer.fit()
+        cpu_seconds = time.process_time() - start
+    tail = max(1, len(history["d_real"]) // 10)  # the last 10% of the logged steps
+    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": ARMS[arm],
+           "g_parameters": sum(p.numel() for p in trainer.generator.parameters()),
+           "d_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
+           "cpu_s_per_1000_steps": round(1000 * cpu_seconds / trainer.step, 1),
+           "d_real_end": sum(history["d_real"][-tail:]) / tail, "d_fake_end": sum(history["d_fake"][-tail:]) / tail,
+           "ema": score(trainer.sampling_generator(ema=True)), "raw": score(trainer.generator)}
+    print(json.dumps({k: row[k] for k in ("arm", "seed", "cpu_s_per_1000_steps")}
+                     | {"fid_ema": row["ema"]["fid"], "fid_raw": row["raw"]["fid"]}), flush=True)
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per arm: the mean and standard deviation over seeds of each scalar of the EMA generator's row."""
+    out = {}
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        runs = [r for r in rows if r["arm"] == arm]
+        values = {key: [r["ema"][key] for r in runs]
+                  for key in ("fid", "inception_score", "precision", "recall", "unrecognisable")}
+        values.update({key: [r[key] for r in runs] for key in ("cpu_s_per_1000_steps", "d_real_end", "d_fake_end")})
+        values["fid_raw"] = [r["raw"]["fid"] for r in runs]
+        values["lowest_digit_share"] = [min(r["ema"]["digit_shares"]) for r in runs]
+        values["highest_digit_share"] = [max(r["ema"]["digit_shares"]) for r in runs]
+        summary = {}
+        for key, v in values.items():
+            mean = sum(v) / len(v)
+            summary[key] = {"mean": mean, "std": (sum((x - mean) ** 2 for x in v) / max(1, len(v) - 1)) ** 0.5}
+        out[arm] = {"seeds": [r["seed"] for r in runs], "g_parameters": runs[0]["g_parameters"],
+                    "d_parameters": runs[0]["d_parameters"], **summary}
+    return out
+
+
+def ablation(steps: int, seeds: list[int], arms: list[str], workers: int = 1) -> dict:
+    """Every (arm, seed) run at ``steps`` steps, in parallel processes of one thread each."""
+    start = time.perf_counter()
+    jobs = [(arm, steps, seed) for seed in seeds for arm in arms]  # seed-major: every arm's first seed comes first
+    rows = list(map_jobs(run_arm, jobs, workers=workers, threads=1))
+    command = f"{COMMAND} --steps {steps} --seeds {' '.join(map(str, seeds))} --workers {workers}"
+    if list(arms) != list(ARMS):
+        command += " --arms " + " ".join(f"'{a}'" for a in arms)
+    return {**provenance(command, start), "steps": steps, "common_options": COMMON,
+            "eval": "10,000 EMA samples (seed 2024) against the 10,000 MNIST test digits, ganlib classifier features; "
+                    f"unrecognisable: top probability < {UNRECOGNISABLE_BELOW}",
+            "rows": rows, "summary": summarise(rows)}
+
+
+def combine(earlier: dict, later: dict) -> dict:
+    """Two results files of the same study (same steps and common options) as one: the later file's
+    rows replace the earlier's for the same (arm, seed); the commands of both are recorded."""
+    if (earlier["steps"], earlier["common_options"]) != (later["steps"], later["common_options"]):
+        raise ValueError(f"cannot combine runs of {earlier['steps']} and {later['steps']} steps (or other common "
+                         "options); write them to separate files with --out")
+    done = {(r["arm"], r["seed"]) for r in later["rows"]}
+    rows = [r for r in earlier["rows"] if (r["arm"], r["seed"]) not in done] + later["rows"]
+    rows.sort(key=lambda r: (list(ARMS).index(r["arm"]) if r["arm"] in ARMS else len(ARMS), r["seed"]))
+    commands = [c for c in earlier.get("commands", [earlier["command"]]) if c != later["command"]] + [later["command"]]
+    return {**later, "commands": commands, "wall_time_s": round(earlier["wall_time_s"] + later["wall_time_s"], 1),
+            "rows": rows, "summary": summarise(rows)}
+
+
+def load_recipe(path: Path = RECIPE_PATH) -> dict:
+    """The committed ablation results (an error naming the command if they are missing)."""
+    return load_results(path, f"{COMMAND} --steps 2000 --seeds 0 1 2 --workers 2")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.dcgan_recipe")
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("ablation", help="train every layout arm over seeds (writes book/results/dcgan_recipe.json)")
+    a.add_argument("--steps", type=int, default=2000)
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    a.add_argument("--workers", type=int, default=1, help="parallel processes, one torch thread each")
+    a.add_argument("--out", type=Path, default=RECIPE_PATH)
+    args = parser.parse_args(argv)
+    if args.steps < 1 or not args.seeds or args.workers < 1:
+        parser.error("--steps and --workers must be >= 1, and --seeds needs at least one seed")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a"):  # fail now, not after the training, if the file cannot be written
+        pass
+    torch.set_num_threads(1)
+    result = ablation(args.steps, args.seeds, args.arms, args.workers)
+    if args.out.stat().st_size:  # rows of other arms or seeds already there (read now: another run may have written)
+        result = combine(json.loads(args.out.read_text()), result)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
