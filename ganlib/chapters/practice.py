@@ -186,17 +186,36 @@ class QuickFID:
         self.rows.append(row)
 
 
+#: the DCGAN layout options of ``python -m ganlib train`` -> the keyword arguments of :func:`dcgan_trainer`
+LAYOUT_OPTIONS = {"--base-width": "base_width", "--g-width": "g_width", "--d-width": "d_width", "--g-fc": "g_fc",
+                  "--d-fc": "d_fc"}
+
+
+def shipped_layout(name: str = "dcgan-mnist") -> dict:
+    """The layout of a shipped DCGAN recipe (:data:`ganlib.pretrained.RECIPES`), as keyword
+    arguments of :func:`dcgan_trainer`: ``{"base_width": 32, "g_fc": 512, "d_fc": 512}``, say."""
+    from ..pretrained import RECIPES
+
+    argv = RECIPES[name]
+    return {LAYOUT_OPTIONS[a]: int(argv[i + 1]) for i, a in enumerate(argv) if a in LAYOUT_OPTIONS}
+
+
 def dcgan_trainer(steps: int, base_width: int = 32, seed: int = 0, snapshot_every: int = 0, fid_every: int = 0,
                   fid_samples: int = 2000, ema_decay: float = 0.999, conditional: bool = False, data=None,
+                  g_width: int | None = None, d_width: int | None = None, g_fc: int = 0, d_fc: int = 0,
                   **config) -> GANTrainer:
     """The chapter's DCGAN on MNIST, as ``python -m ganlib train --dataset mnist --model dcgan`` builds it.
 
-    ``data`` is (images, labels), by default the MNIST training set."""
+    ``g_width``/``d_width`` default to ``base_width``; ``g_fc``/``d_fc`` add the fully connected
+    layers (see :class:`ganlib.models.DCGANGenerator`). ``data`` is (images, labels), by default
+    the MNIST training set."""
     seed_everything(seed)
     data = data if data is not None else load_mnist("train")
     k = 10 if conditional else 0
-    G = models.DCGANGenerator(100, 28, 1, base_width, num_classes=k, batchnorm=config.pop("g_batchnorm", True))
-    D = models.DCGANDiscriminator(28, 1, base_width, num_classes=k, norm=config.pop("d_norm", None))
+    G = models.DCGANGenerator(100, 28, 1, g_width or base_width, num_classes=k,
+                              batchnorm=config.pop("g_batchnorm", True), hidden=g_fc)
+    D = models.DCGANDiscriminator(28, 1, d_width or base_width, num_classes=k, norm=config.pop("d_norm", None),
+                                  hidden=d_fc)
     callbacks = ([SampleSnapshots(snapshot_every)] if snapshot_every else []) + ([QuickFID(fid_every, fid_samples)] if fid_every else [])
     cfg = GANConfig(**{"steps": steps, "batch_size": 64, "seed": seed, "progress": False, "log_every": 10,
                        "ema_decay": ema_decay, **config})
