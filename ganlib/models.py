@@ -101,7 +101,8 @@ def refresh_batch_norm(generator: nn.Module, batches: int = 10, batch_size: int 
 
     An EMA generator's weights are an average, but its running means and variances were averaged
     from the *raw* generators' activations, which differ: in eval mode each BN layer then shifts
-    and scales by the wrong amounts, and the EMA model scores worse than the raw one. This is the
+    and scales by amounts that belong to other weights, which matters early in a run, while the
+    weights still move quickly. This is the
     fix of SWA (Izmailov et al. 2018, ``torch.optim.swa_utils.update_bn``), with noise instead of
     a data loader as the input: ``batches`` forward passes of ``batch_size`` codes z ~ N(0, I)
     (and uniform random labels for a conditional generator), in train mode, with a cumulative

@@ -163,7 +163,7 @@ def test_collapse_against_a_frozen_discriminator_narrows_the_digits(mnist, singl
     frozen = ch.collapsed_mnist_run(g_steps=60, d_warmup=30)
     hist = frozen["histograms"]
     assert hist["before"].sum() == hist["after"].sum() == 1000
-    assert hist["after"].max() > 2 * hist["before"].max()  # the most common digit gains samples
+    assert hist["after"].max() > 1.5 * hist["before"].max()  # the most common digit gains samples
 
 
 def test_faq_detach_and_accumulation_behave_as_the_callouts_say():

@@ -39,6 +39,7 @@ def test_summary_is_the_mean_and_sample_std_over_seeds():
     s = dcgan_recipe.summarise([row(0, 10.0), row(1, 14.0)])["a"]
     assert s["fid"]["mean"] == 12.0 and s["fid"]["std"] == pytest.approx(2 ** 0.5 * 2)
     assert s["fid_raw"]["mean"] == 13.0 and s["seeds"] == [0, 1]
+    assert s["precision_raw"]["mean"] == 0.8 and s["lowest_digit_share_raw"]["mean"] == 0.1
 
 
 def test_a_layout_option_on_another_model_is_refused_with_its_flag():

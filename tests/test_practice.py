@@ -176,3 +176,22 @@ def test_the_chapters_dcgan_is_the_shipped_recipes_layout():
     built = build_models(run_settings(parse_args(["train", *RECIPES["dcgan-mnist"], "--out", "unused"])), (images,))
     assert trainer.generator.spec == built["generator"].spec
     assert trainer.discriminator.spec == built["discriminator"].spec
+
+
+def test_the_practice_page_shows_the_code_that_runs_and_no_project_goals():
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).parents[1] / "book" / "practice_mnist.ipynb").read_text())
+    code_cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    prose = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").lower()
+    shown = " ".join(c for c in code_cells if "code.source(" in c)
+    for name in ("models.DCGANGenerator", "models.DCGANDiscriminator", "GANTrainer.gan_step", "GANTrainer.d_step",
+                 "GANTrainer.g_step", "losses.discriminator_loss", "losses.generator_loss"):
+        assert name in shown, name
+    # the working model comes before the sources' corrections
+    assert prose.index("## a dcgan for mnist") < prose.index("## the sources' code, corrected")
+    for word in ("goal", "target", "missed", "the project"):
+        assert word not in prose, word
+    # claims are checked by cells the site hides
+    assert sum("remove-cell" in c["metadata"].get("tags", []) for c in nb["cells"]) >= 3

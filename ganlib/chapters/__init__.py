@@ -14,6 +14,8 @@ One chapter's helpers:
   practice     "Practice on MNIST": the sources' code defects as runs, DCGAN arithmetic, the chapter's
                DCGAN runs, interpolation, the latent explorer, and its result commands
                (python -m ganlib.chapters.practice ablation | ema-bn)
+  dcgan_recipe "Practice on MNIST": the layout study behind the shipped dcgan-mnist, seven DCGAN
+               layouts over three seeds (python -m ganlib.chapters.dcgan_recipe ablation)
   vae          "Variational autoencoders": closed forms (Gaussian KL by Monte Carlo, gradient
                estimators, the PPCA VAE), the chapter's VAE runs and pictures, the beta sweep
                (python -m ganlib.chapters.vae beta-sweep), source 002's VAE and GAN transcribed
@@ -34,6 +36,7 @@ One chapter's helpers:
                accumulation, loss curves, loaders, error messages, KL and BCE curves)
 
 Shared teaching tools:
+  code         a class's or function's installed source, shown on a page (so page and package agree)
   parallel     independent, self-seeding runs in parallel processes (the results commands, small grids)
   selfcheck    answer checks for the exercises, one section per chapter
   plots        image grids, densities with D(x), 2D scatter plots

@@ -101,16 +101,21 @@ def run_arm(job: tuple[str, int, int]) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per arm: the mean and standard deviation over seeds of each scalar of the EMA generator's row."""
+    """Per arm: the mean and standard deviation over seeds of each scalar of the rows.
+
+    The EMA generator's metrics keep their names (``fid``, ``precision``, ...); the raw generator's
+    get ``_raw`` appended (``fid_raw``, ...).
+    """
     out = {}
     for arm in dict.fromkeys(r["arm"] for r in rows):
         runs = [r for r in rows if r["arm"] == arm]
-        values = {key: [r["ema"][key] for r in runs]
-                  for key in ("fid", "inception_score", "precision", "recall", "unrecognisable")}
+        values = {}
+        for kind, suffix in (("ema", ""), ("raw", "_raw")):
+            for key in ("fid", "inception_score", "precision", "recall", "unrecognisable"):
+                values[key + suffix] = [r[kind][key] for r in runs]
+            values["lowest_digit_share" + suffix] = [min(r[kind]["digit_shares"]) for r in runs]
+            values["highest_digit_share" + suffix] = [max(r[kind]["digit_shares"]) for r in runs]
         values.update({key: [r[key] for r in runs] for key in ("cpu_s_per_1000_steps", "d_real_end", "d_fake_end")})
-        values["fid_raw"] = [r["raw"]["fid"] for r in runs]
-        values["lowest_digit_share"] = [min(r["ema"]["digit_shares"]) for r in runs]
-        values["highest_digit_share"] = [max(r["ema"]["digit_shares"]) for r in runs]
         summary = {}
         for key, v in values.items():
             mean = sum(v) / len(v)

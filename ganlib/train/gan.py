@@ -216,8 +216,10 @@ class GANTrainer(Trainer):
 
         The copy's batch-norm statistics are re-estimated for the averaged weights
         (:func:`~ganlib.models.refresh_batch_norm`): the EMA's own running statistics were
-        averaged from the raw generators' activations and make the EMA model worse than the raw
-        one (measured in the chapter "Practice on MNIST"). The copy is made once per training step
+        averaged from the raw generators' activations, which early in a run, while the weights
+        still move quickly, belong to quite different weights (the chapter "Practice on MNIST"
+        measures it; at the end of its full run the two kinds of statistics score about the same).
+        The copy is made once per training step
         and never touches the training state; an EMA generator without batch norm is used as it is.
         """
         if not (ema and self.ema is not None):
