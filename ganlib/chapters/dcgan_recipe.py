@@ -171,11 +171,11 @@ def main(argv=None) -> None:
     if args.steps < 1 or not args.seeds or args.workers < 1:
         parser.error("--steps and --workers must be >= 1, and --seeds needs at least one seed")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a"):  # fail now, not after the training, if the file cannot be written
+    with tempfile.NamedTemporaryFile(dir=args.out.parent):  # fail now, not after the training, if --out's folder is not writable
         pass
     torch.set_num_threads(1)
     result = ablation(args.steps, args.seeds, args.arms, args.workers)
-    if args.out.stat().st_size:  # rows of other arms or seeds already there (read now: another run may have written)
+    if args.out.exists() and args.out.stat().st_size:  # rows of other arms or seeds (read now: another run may have written)
         result = combine(json.loads(args.out.read_text()), result)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
