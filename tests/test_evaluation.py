@@ -138,3 +138,14 @@ def test_the_chapters_results_files_hold_what_they_print():
     assert kinds == {"data", "classic", "vae", "gan"}
     assert all(r["bits_per_dim"] is None for r in ranking["rows"] if r["kind"] == "gan")
     assert "with noise, std 0.4" in ev.load_calibration()["rows"]
+
+
+def test_fid_infinity_is_fitted_from_fit_from_n_on():
+    # FID_N = 3 + 5000/N from FIT_FROM_N on; the small sizes bend far above that line, as real ones do
+    sizes = [500, 1000, ev.FIT_FROM_N, 5000, 10000]
+    fids = [3 + 5000 / n + (40 if n < ev.FIT_FROM_N else 0) for n in sizes]
+    assert ev.fit_sizes(sizes) == [ev.FIT_FROM_N, 5000, 10000]
+    intercept, slope = ev.extrapolate(sizes, fids)
+    assert intercept == pytest.approx(3) and slope == pytest.approx(5000)
+    with pytest.raises(ValueError, match="two or more"):
+        ev.extrapolate([500, 1000, ev.FIT_FROM_N], [1.0, 2.0, 3.0])  # one size left: no line

@@ -97,6 +97,9 @@ COLUMNS = {
     "copy_fraction": ("flagged above 10 x the 1% quantile", None),
 }
 SAME_TOLERANCE = 0.05  # "stays the same": within 0.05 (precision under mode dropping)
+#: FID_inf is fitted from this many samples on: below it (4-8x the 128 feature dimensions) FID_N
+#: bends away from the line in 1/N that larger N follow (evaluation_validation.json shows it)
+FIT_FROM_N = 2000
 
 
 class Judge:
@@ -396,7 +399,19 @@ def validation(n: int = 2000, n_reference: int = 5000, seed: int = 0, model: str
             "n": n, "n_reference": n_reference, "model": model, "rows": rows,
             "order": test_set_order(test_features, train_features, 5000, seed),
             "fid_against_n": {"sizes": list(sizes), "reference": "the 10k MNIST test images", **fid_n,
-                              **{f"{k}_extrapolated": metrics.extrapolate_fid(sizes, v) for k, v in fid_n.items()}}}
+                              "fit_sizes": fit_sizes(sizes),
+                              **{f"{k}_extrapolated": extrapolate(sizes, v) for k, v in fid_n.items()}}}
+
+
+def fit_sizes(sizes) -> list[int]:
+    """The sample sizes the FID_inf line is fitted through: :data:`FIT_FROM_N` and more."""
+    return [n for n in sizes if n >= FIT_FROM_N]
+
+
+def extrapolate(sizes, fids) -> tuple[float, float]:
+    """``(fid_infinity, slope)`` of the line in 1/N through the FIDs at :func:`fit_sizes` only."""
+    kept = [(n, f) for n, f in zip(sizes, fids) if n >= FIT_FROM_N]
+    return metrics.extrapolate_fid([n for n, _ in kept], [f for _, f in kept])
 
 
 def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int = 100, log=print) -> dict:
