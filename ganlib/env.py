@@ -5,6 +5,10 @@ The book runs in two profiles, picked by one environment variable::
     GANLIB_PROFILE=quick   # CI and laptops: small budgets, seconds to a minute per notebook
     GANLIB_PROFILE=full    # readers with a GPU: the budgets behind the book's full results
 
+and a third setting for testing the second: ``GANLIB_PROFILE=smoke`` follows every code path of
+the full profile (its arms, configurations and losses) at the quick profile's budgets, so that CI
+runs the full profile's code in seconds (:func:`by_profile` says how the two are combined).
+
 When the variable is unset the profile is ``full`` if CUDA is available, else ``quick``.
 """
 from __future__ import annotations
@@ -18,11 +22,11 @@ import torch
 
 from . import __version__  # bound in ganlib/__init__.py before it imports this module
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "smoke")
 
 
 def profile() -> str:
-    """The active training profile, ``"quick"`` or ``"full"`` (see the module docstring)."""
+    """The active training profile, ``"quick"``, ``"full"`` or ``"smoke"`` (see the module docstring)."""
     value = os.environ.get("GANLIB_PROFILE", "").strip().lower()
     if not value:
         return "full" if torch.cuda.is_available() else "quick"
@@ -38,8 +42,40 @@ def by_profile(quick, full):
     """Return ``quick`` or ``full`` according to the active profile.
 
     Notebooks use it for every budget, e.g. ``steps = by_profile(quick=300, full=20_000)``.
+    In the smoke profile it returns :func:`smoke_value`: the full profile's choices at the
+    quick profile's budgets.
     """
-    return quick if profile() == "quick" else full
+    active = profile()
+    if active == "quick":
+        return quick
+    if active == "full":
+        return full
+    return smoke_value(quick, full)
+
+
+def _numeric(value) -> bool:
+    """A number (not a bool), or a list or tuple of numbers only: a budget, not a code path."""
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0 and all(_numeric(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def smoke_value(quick, full):
+    """What :func:`by_profile` returns in the smoke profile.
+
+    Budgets come from ``quick``: numbers, and lists or tuples of numbers only (steps, sizes, seeds).
+    Everything else comes from ``full``: which arms, configurations or losses run, and ``None``
+    ("all of them"). Dicts and equally long tuples with the same keys or length are combined
+    entry by entry, so ``dict(n=600, n_kept=10_000)`` against ``dict(n=2000, n_kept=None)`` gives
+    ``dict(n=600, n_kept=None)``.
+    """
+    if _numeric(quick) and _numeric(full):
+        return quick
+    if isinstance(quick, dict) and isinstance(full, dict) and quick.keys() == full.keys():
+        return {key: smoke_value(quick[key], full[key]) for key in full}
+    if isinstance(quick, tuple) and isinstance(full, tuple) and len(quick) == len(full):
+        return tuple(smoke_value(q, f) for q, f in zip(quick, full))
+    return full
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
