@@ -40,6 +40,8 @@ ARMS: dict[str, list[str]] = {
     "FC layout (Radford/InfoGAN)": ["--base-width", "64", "--g-fc", "1024", "--d-fc", "1024"],
     # the same layout at half the widths: a generator of a few MB, at a third of the CPU time
     "FC layout, half width": ["--base-width", "32", "--g-fc", "512", "--d-fc", "512"],
+    # the half-width generator (the size that ships) against the full-width discriminator (not shipped)
+    "FC layout, half-width G, full-width D": ["--g-width", "32", "--g-fc", "512", "--d-width", "64", "--d-fc", "1024"],
 }
 UNRECOGNISABLE_BELOW = 0.9  # top classifier probability under this: a reader cannot tell the digit
 
