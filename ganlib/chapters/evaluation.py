@@ -410,8 +410,8 @@ def fit_sizes(sizes) -> list[int]:
 
 def extrapolate(sizes, fids) -> tuple[float, float]:
     """``(fid_infinity, slope)`` of the line in 1/N through the FIDs at :func:`fit_sizes` only."""
-    kept = [(n, f) for n, f in zip(sizes, fids) if n >= FIT_FROM_N]
-    return metrics.extrapolate_fid([n for n, _ in kept], [f for _, f in kept])
+    fitted = set(fit_sizes(sizes))
+    return metrics.extrapolate_fid([n for n in sizes if n in fitted], [f for n, f in zip(sizes, fids) if n in fitted])
 
 
 def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int = 100, log=print) -> dict:
