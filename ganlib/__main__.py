@@ -40,44 +40,23 @@ from pathlib import Path
 
 import torch
 
-from . import data as gdata
-from . import distributed, models
-from .checkpoint import FORMAT, load_checkpoint, load_model
-from .env import by_profile, default_device, seed_everything
+from . import distributed
+from .checkpoint import load_model
+from .env import default_device
 from .losses import LOSSES
-from .train import (COMPILE_MODES, GANConfig, GANTrainer, LinearLRDecay, SampleSnapshots, VAEConfig, VAETrainer,
-                    save_samples)
+from .spec import IMAGES, MODELS, TOY, RunSpec, SpecError
+from .train import COMPILE_MODES, SampleSnapshots, save_samples
+from .train.ema import EMA_DECAY_RANGE, valid_ema_decay
 
-TOY = {"gaussian1d": gdata.Gaussian1D, "ring": gdata.gaussian_ring, "grid": gdata.gaussian_grid,
-       "moons": gdata.TwoMoons, "spiral": gdata.Spiral}
-IMAGES = ("mnist", "fashion_mnist", "digits")
-MODELS = ("mlp", "dcgan", "vae", "conv-vae")
-VAE_MODELS = ("vae", "conv-vae")
 CHECKPOINT_NAME = "checkpoint.safetensors"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: the options that make a RunSpec (the rest steer the run: config fields)
+SPEC_OPTIONS = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "g_width", "d_width", "g_fc",
+                "d_fc", "conditional", "spectral_norm", "binarize")
 
 
 class UsageError(ValueError):
     """The command line asks for something that cannot be done; exit status 2."""
-
-
-def preset(dataset: str, model: str) -> dict:
-    """Defaults for a dataset/model pair in the active profile (anything the command line leaves out)."""
-    if dataset == "gaussian1d":
-        # an affine G (hidden=()) can represent N(4, 1.25^2) exactly; lr 1e-2 gets there in ~1.5k steps
-        return dict(steps=by_profile(1500, 5000), batch_size=256, lr=1e-2, latent_dim=1, g_hidden=(), d_hidden=(32, 32))
-    if dataset in TOY:
-        return dict(steps=by_profile(2000, 20000), batch_size=256, lr=1e-3, latent_dim=8, g_hidden=(128, 128),
-                    d_hidden=(128, 128))
-    if model in VAE_MODELS:
-        return dict(steps=by_profile(500, 20000), batch_size=128, lr=1e-3, latent_dim=16)
-    if dataset == "digits":
-        # measured on CPU: the MLP G collapses to a few digits without batch norm, not with it
-        return dict(steps=by_profile(1000, 10000), batch_size=64, lr=2e-4, latent_dim=32, g_hidden=(256, 256),
-                    d_hidden=(256, 256), base_width=32)
-    # MNIST and Fashion-MNIST (same shape); on CPU a width-32 DCGAN draws digit-like strokes after ~600 steps (about a minute)
-    return dict(steps=by_profile(600, 20000), batch_size=by_profile(64, 128), lr=2e-4, latent_dim=100,
-                g_hidden=(128, 256, 512, 1024), d_hidden=(512, 256, 128), base_width=by_profile(32, 64))
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -106,9 +85,10 @@ WEIGHT = _number(float, 0.0, True, "a number >= 0")
 
 
 def ema_decay(text: str) -> float:
+    """An argparse type: an EMA decay (:func:`~ganlib.train.ema.valid_ema_decay`)."""
     value = WEIGHT(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1) (0: no EMA; 0.999 is typical), got {text!r}")
+    if not valid_ema_decay(value):
+        raise argparse.ArgumentTypeError(f"expected {EMA_DECAY_RANGE}, got {text!r}")
     return value
 
 
@@ -116,6 +96,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, with each error printed as one line (no usage block) and exit status 2."""
 
     def error(self, message):
+        """Print ``message`` as one line naming ``--help``, and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -135,6 +116,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``train`` and ``sample`` commands; every option defaults to None ("not given")."""
     parser = OneLineParser(prog="python -m ganlib", description="Train GANs/VAEs and sample from checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     t = sub.add_parser("train", help="train a GAN or VAE; checkpoints go to --out", description=(
@@ -197,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), refusing a bad ``sample --out`` before any work."""
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "sample":
@@ -211,94 +194,25 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- train
 
-#: what defines a run: fixed once it has started (option -> where the checkpoint records it)
-RUN_DEFINING = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "conditional", "spectral_norm",
-                "binarize", "g_width", "d_width", "g_fc", "d_fc")
-#: the DCGAN's layout options beyond --base-width (recorded only when given, so older checkpoints compare equal)
-DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc")
+
+def run_spec(args) -> RunSpec:
+    """The :class:`~ganlib.spec.RunSpec` of a new run: the options given, the preset for the rest."""
+    return RunSpec(**{name: getattr(args, name) for name in SPEC_OPTIONS if getattr(args, name) is not None})
 
 
-def option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def load_data(dataset: str):
-    """The training data: a toy distribution, or (images, labels) tensors."""
-    if dataset in TOY:
-        return TOY[dataset]()
-    if dataset == "digits":
-        return gdata.load_digits("train")
-    return gdata.load_mnist("train", dataset=dataset)
-
-
-def run_settings(args) -> dict:
-    """What defines the run, with the presets filled in (recorded in the checkpoint as ``run``)."""
-    model = args.model or "mlp"
-    for name in ("base_width",) + DCGAN_LAYOUT:
-        if getattr(args, name) is not None and model != "dcgan":
-            raise UsageError(f"{option(name)} sets the DCGAN's layout; --model {model} does not take it")
-    if args.binarize and model not in VAE_MODELS:
-        raise UsageError(f"--binarize is a VAE option (binary pixels for a Bernoulli decoder); --model {model} "
-                         "is a GAN: leave --binarize out, or use --model vae / conv-vae")
-    cfg = preset(args.dataset, model)
-    return {"dataset": args.dataset, "model": model,
-            "batch_size": args.batch_size or cfg["batch_size"], "seed": 0 if args.seed is None else args.seed,
-            "latent_dim": args.latent_dim or cfg["latent_dim"], "conditional": bool(args.conditional),
-            "base_width": (args.base_width or cfg.get("base_width")) if model == "dcgan" else None,
-            "spectral_norm": bool(args.spectral_norm), "binarize": bool(args.binarize),
-            **{name: getattr(args, name) for name in DCGAN_LAYOUT if getattr(args, name)}}
-
-
-def build_models(run: dict, data) -> dict:
-    cfg = preset(run["dataset"], run["model"])
-    k = 10 if run["conditional"] else 0
-    latent, sn = run["latent_dim"], run["spectral_norm"]
-    if run["dataset"] in TOY:
-        if run["model"] != "mlp" or run["conditional"]:
-            raise UsageError(f"toy dataset {run['dataset']!r} needs --model mlp without --conditional")
-        dim = data.dim
-        return {"generator": models.MLPGenerator(latent, dim, hidden=cfg["g_hidden"]),
-                "discriminator": models.MLPDiscriminator(dim, hidden=cfg["d_hidden"], spectral_norm=sn)}
-    shape = tuple(data[0].shape[1:])
-    if run["model"] in VAE_MODELS:
-        if run["conditional"] or sn:
-            raise UsageError("--conditional and --spectral-norm are GAN options; the VAE models take neither")
-        return {"vae": models.VAE(shape, latent_dim=latent, arch="conv" if run["model"] == "conv-vae" else "mlp")}
-    if run["model"] == "dcgan":
-        width = run.get("base_width") or cfg["base_width"]
-        return {"generator": models.DCGANGenerator(latent, shape[-1], shape[0], run.get("g_width") or width,
-                                                   num_classes=k, hidden=run.get("g_fc") or 0),
-                "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], run.get("d_width") or width,
-                                                           spectral_norm=sn, num_classes=k,
-                                                           hidden=run.get("d_fc") or 0)}
-    return {"generator": models.MLPGenerator(latent, shape, hidden=cfg["g_hidden"], out_activation="tanh",
-                                             batchnorm=True, num_classes=k),
-            "discriminator": models.MLPDiscriminator(shape, hidden=cfg["d_hidden"], activation="leaky_relu",
-                                                     spectral_norm=sn, num_classes=k)}
-
-
-def steering(args, is_vae: bool) -> dict:
-    """Config fields the command line gives explicitly (besides what defines the run)."""
-    given = {
+def steering(args) -> dict:
+    """Config fields the command line gives (besides the run spec); ``None``: not given."""
+    return {
         "steps": args.steps, "device": args.device, "log_every": args.log_every,
-        "checkpoint_every": args.checkpoint_every, "sync_bn": args.sync_bn, "cuda_graph": args.cuda_graph,
+        "checkpoint_every": args.checkpoint_every, "sync_bn": args.sync_bn,
         "bf16": None if args.no_bf16 is None else not args.no_bf16,
         "channels_last": None if args.no_channels_last is None else not args.no_channels_last,
         "progress": None if args.no_progress is None else not args.no_progress,
+        "lr": args.lr, "lr_g": args.lr_g, "lr_d": args.lr_d, "loss": args.loss, "d_steps": args.d_steps,
+        "gp_weight": args.gp_weight, "r1_weight": args.r1_weight, "ema_decay": args.ema_decay,
+        "cuda_graph": args.cuda_graph,
         "compile": None if args.compile is None else (False if args.compile == "none" else args.compile),
     }
-    gan_only = {"loss": args.loss, "d_steps": args.d_steps, "gp_weight": args.gp_weight,
-                "r1_weight": args.r1_weight, "ema_decay": args.ema_decay, "lr_g": args.lr_g, "lr_d": args.lr_d}
-    if is_vae:
-        bad = [option(k) for k, v in gan_only.items() if v is not None]
-        if bad:
-            raise UsageError(f"{', '.join(bad)} are GAN options; --model {args.model} is a VAE (it takes --lr)")
-        given["lr"] = args.lr
-    else:
-        given.update(gan_only)
-        given["lr_g"] = args.lr_g or args.lr
-        given["lr_d"] = args.lr_d or args.lr
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def check_writable(folder: Path) -> None:
@@ -313,32 +227,6 @@ def check_writable(folder: Path) -> None:
         raise UsageError(f"--out {folder} is not writable ({err.strerror or err}); choose another folder") from None
 
 
-def resume_overrides(args, state: dict, path: Path) -> dict:
-    """Check ``--resume`` against the checkpoint: refuse a change to what defines the run."""
-    recorded = state.get("run") or {}
-    kind = state.get("kind")
-    wanted_vae = (args.model or recorded.get("model", "mlp")) in VAE_MODELS
-    if (kind == "VAETrainer") != wanted_vae:
-        raise UsageError(f"--resume: {path} holds a {'VAE' if kind == 'VAETrainer' else 'GAN'} run "
-                         f"(model {recorded.get('model', '?')!r}); this command asks for --model {args.model or 'mlp'}. "
-                         f"Resume with --model {recorded.get('model', '?')}, or start a new run in another --out")
-    config = state["config"]
-    checkpoint_values = {**recorded, "batch_size": config["batch_size"], "seed": config["seed"]}
-    given = {"dataset": args.dataset, "model": args.model, "batch_size": args.batch_size, "seed": args.seed,
-             "latent_dim": args.latent_dim, "base_width": args.base_width, "conditional": args.conditional,
-             "spectral_norm": args.spectral_norm, "binarize": args.binarize,
-             **{name: getattr(args, name) for name in DCGAN_LAYOUT}}
-    if recorded.get("model") == "dcgan":  # options not recorded took their defaults
-        for name in DCGAN_LAYOUT:
-            checkpoint_values.setdefault(name, recorded.get("base_width") if name.endswith("width") else 0)
-    changed = [f"{option(k)} {v!r} (the checkpoint has {checkpoint_values[k]!r})" for k, v in given.items()
-               if v is not None and k in checkpoint_values and v != checkpoint_values[k]]
-    if changed:
-        raise UsageError(f"--resume cannot change what defines the run: {'; '.join(changed)}. Leave these out to "
-                         "continue the run, or start a new run in another --out")
-    return steering(args, wanted_vae)
-
-
 def build_trainer(args, callbacks=()):
     """The trainer for parsed ``train`` arguments: a new run, or the run in ``--out`` with ``--resume``."""
     out = Path(args.out)
@@ -346,45 +234,13 @@ def build_trainer(args, callbacks=()):
     if args.resume:
         if not ckpt.exists():
             raise UsageError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
-        state = load_checkpoint(ckpt)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:  # before reading its config below
-            raise UsageError(f"--resume: {ckpt} is not a ganlib trainer checkpoint")
-        overrides = resume_overrides(args, state, ckpt)
         check_writable(out)
-        run = state.get("run") or {}
-        cls = VAETrainer if state["kind"] == "VAETrainer" else GANTrainer
-        data = load_data(run.get("dataset", args.dataset))
-        trainer = cls.from_state(state, data, callbacks, source=ckpt, **overrides, checkpoint_path=str(ckpt))
-        trainer.run_info = trainer.run_info or {"dataset": args.dataset}  # older checkpoints record no run
-        return _with_lr_decay(trainer, args)
-    run = run_settings(args)
-    is_vae = run["model"] in VAE_MODELS
-    if is_vae and args.dataset in TOY:
-        raise UsageError("the VAE models are for image datasets (mnist, digits); use --model mlp for toy data")
-    fields = steering(args, is_vae)
+        return RunSpec.resume(ckpt, {name: getattr(args, name) for name in SPEC_OPTIONS}, steering(args), callbacks,
+                              lr_decay=bool(args.lr_decay))
+    spec = run_spec(args)
+    fields = spec.steering(steering(args))  # checked before the folder is made
     check_writable(out)
-    data = load_data(args.dataset)
-    seed_everything(run["seed"])  # before building the models: same seed, same weights
-    built = build_models(run, data)
-    lr = preset(args.dataset, run["model"])["lr"]
-    common = dict(steps=preset(args.dataset, run["model"])["steps"], batch_size=run["batch_size"], seed=run["seed"],
-                  checkpoint_path=str(ckpt))
-    if is_vae:
-        config = VAEConfig(**{"lr": lr, **common, "binarize": run["binarize"], **fields})
-        trainer = VAETrainer(built["vae"], data, config, callbacks)
-    else:
-        config = GANConfig(**{"lr_g": lr, "lr_d": lr, **common, **fields})
-        trainer = GANTrainer(built["generator"], built["discriminator"], data, config, callbacks)
-    trainer.run_info = run
-    return _with_lr_decay(trainer, args)
-
-
-def _with_lr_decay(trainer, args):
-    """``--lr-decay``: every rate falls linearly to 0 at the run's last step (first, so the step's
-    other callbacks see the new rate)."""
-    if args.lr_decay:
-        trainer.callbacks.insert(0, LinearLRDecay(trainer.config.steps))
-    return trainer
+    return spec.build_trainer({**fields, "checkpoint_path": str(ckpt)}, callbacks, lr_decay=bool(args.lr_decay))
 
 
 def train_main(args) -> dict:
@@ -438,7 +294,7 @@ def main(argv=None):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"python -m ganlib {args.command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2 if isinstance(err, UsageError) else 1) from None
+        raise SystemExit(2 if isinstance(err, (UsageError, SpecError)) else 1) from None
 
 
 if __name__ == "__main__":

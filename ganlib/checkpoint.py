@@ -48,7 +48,7 @@ _MIN_SIZE = 9  # 8-byte header length + "{": nothing shorter is a safetensors or
 _TMP_SUFFIX = ".ckpt.tmp"
 
 __all__ = ["FORMAT", "CheckpointError", "UnsafeCheckpointError", "NonFiniteCheckpointError",
-           "save_checkpoint", "load_checkpoint", "load_model"]
+           "save_checkpoint", "load_checkpoint", "load_model", "check_trainer_state", "load_trainer_state"]
 
 
 class CheckpointError(RuntimeError):
@@ -364,6 +364,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         ) from None
 
 
+def check_trainer_state(state, source="the checkpoint") -> dict:
+    """``state`` itself, if it is what a trainer's checkpoint holds; else :class:`CheckpointError`."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is not a ganlib trainer checkpoint (written by trainer.save or "
+                              "python -m ganlib train); it holds other data")
+    return state
+
+
+def load_trainer_state(path: str | os.PathLike) -> dict:
+    """A trainer's checkpoint, read by :func:`load_checkpoint` and checked by :func:`check_trainer_state`."""
+    return check_trainer_state(load_checkpoint(path), path)
+
+
 def load_model(path: str | os.PathLike, name: str | None = None, ema: bool = True) -> torch.nn.Module:
     """Rebuild one model from a trainer checkpoint, in eval mode on the CPU.
 
@@ -371,9 +384,7 @@ def load_model(path: str | os.PathLike, name: str | None = None, ema: bool = Tru
     the VAE). With ``ema=True`` the generator gets the EMA weights when the run kept them, with
     batch-norm statistics re-estimated for them (as :meth:`GANTrainer.sample` does).
     """
-    state = load_checkpoint(path)
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a ganlib trainer checkpoint")
+    state = load_trainer_state(path)
     name = name or ("generator" if "generator" in state["models"] else "vae")
     if name not in state["models"]:
         raise KeyError(f"the checkpoint has no model {name!r}; it has {sorted(state['models'])}")

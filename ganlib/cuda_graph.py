@@ -43,17 +43,26 @@ def copy_inputs(static, inputs) -> None:
             copy_inputs(s, x)
 
 
+def copy_logs(logs: dict) -> dict:
+    """A copy of a dict of scalar tensors, made by one kernel (stacked, then split)."""
+    keys = list(logs)
+    return dict(zip(keys, torch.stack([logs[key].float() for key in keys]).unbind()))
+
+
 class CUDAGraphStep:
     """``CUDAGraphStep(step)(inputs)``: ``step(inputs)``, eagerly for ``warmup`` calls (on a side
     stream, as CUDA graph capture wants), then captured once and replayed.
 
     ``before_capture`` runs just before the capture (e.g. to drop gradients, which must then be
     allocated from the graph's memory pool). The returned outputs are the graph's own output
-    tensors, which the next replay overwrites: copy what you keep.
+    tensors, which the next replay overwrites: copy what you keep, or pass ``copy_outputs=True``
+    for a step that returns a dict of scalar tensors (a training step's logs): each call then
+    returns a fresh copy, made by one small kernel.
     """
 
-    def __init__(self, step, warmup: int = 3, before_capture=None):
+    def __init__(self, step, warmup: int = 3, before_capture=None, copy_outputs: bool = False):
         self.step = step
+        self.copy_outputs = copy_outputs
         self.warmup_left = warmup
         self.before_capture = before_capture
         self.graph = None
@@ -61,6 +70,10 @@ class CUDAGraphStep:
         self.outputs = None
 
     def __call__(self, inputs):
+        outputs = self._run(inputs)
+        return copy_logs(outputs) if self.copy_outputs else outputs
+
+    def _run(self, inputs):
         if self.warmup_left > 0:
             self.warmup_left -= 1
             return self._warm_up(inputs)

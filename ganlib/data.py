@@ -57,6 +57,13 @@ def load_mnist(split: str = "train", dataset: str = "mnist", root: str | Path | 
     generator); ``labels`` is int64 of shape (N,). ``split`` is ``"train"`` (60k) or ``"test"`` (10k).
     Files are read from ``root`` (default :func:`data_root`) in torchvision's layout, and
     downloaded there if missing and ``download`` is true.
+
+    Raises :class:`DatasetNotFoundError` (or :class:`DatasetCorruptError` for damaged files) with
+    the way to fix it.
+
+    Shape:
+        - images: (N, 1, 28, 28), float32 in [-1, 1]
+        - labels: (N,), int64
     """
     import torchvision  # on use: torchvision loads slowly, and the toy data never needs it
 
@@ -152,6 +159,10 @@ def dynamic_binarize(images: torch.Tensor, generator: torch.Generator | None = N
     keeps that range, with values in {-1, 1}. Drawn afresh at each visit during training this is
     the *dynamic binarisation* of Salakhutdinov & Murray (2008) behind the published MNIST
     likelihoods; drawn once with a fixed seed it gives a fixed binary test set.
+
+    Shape:
+        - images: any shape, in [-1, 1]
+        - output: the same shape and dtype, values in {-1, 1}
     """
     probs = ((images + 1) / 2).clamp(0, 1)
     where = generator.device if generator is not None else images.device
@@ -204,9 +215,11 @@ class Gaussian1D:
     dim: int = field(default=1, init=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws, shape (n, 1)."""
         return self.mean + self.std * torch.randn(n, 1, generator=generator)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log N(x; mean, std^2) elementwise, the same shape as ``x``."""
         return torch.distributions.Normal(self.mean, self.std).log_prob(x)
 
 
@@ -219,6 +232,7 @@ class GaussianMixture2D:
     dim: int = field(default=2, init=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws, shape (n, 2): a uniformly chosen centre plus N(0, std^2 I) noise."""
         k = torch.randint(len(self.centers), (n,), generator=generator)
         return self.centers[k] + self.std * torch.randn(n, 2, generator=generator)
 
@@ -253,6 +267,7 @@ class TwoMoons:
     dim: int = field(default=2, init=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws, shape (n, 2), each moon with probability 1/2."""
         t = math.pi * torch.rand(n, generator=generator)
         upper = torch.rand(n, generator=generator) < 0.5
         x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
@@ -270,6 +285,7 @@ class Spiral:
     dim: int = field(default=2, init=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws, shape (n, 2)."""
         # sqrt makes the density roughly uniform along the curve's length
         theta = 2 * math.pi * self.turns * torch.rand(n, generator=generator).sqrt()
         r = self.scale * theta / (2 * math.pi * self.turns)
@@ -344,6 +360,7 @@ class DeviceLoader:
                 "started": self._epoch is not None}
 
     def load_state_dict(self, state: dict) -> None:
+        """Resume from a :meth:`state_dict`: the next batch is the one that state would have given."""
         self.generator.set_state(state["epoch_rng"])
         if state["started"]:
             self._new_epoch()  # regenerates the same permutation, then skips what was used

@@ -50,10 +50,12 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the process that logs and saves."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """True when the job has more than one process."""
         return self.world_size > 1
 
 
@@ -113,6 +115,14 @@ def shard(*tensors: torch.Tensor, rank: int | None = None, world_size: int | Non
 
     Every shard gets the same number of examples (``N // W``; up to ``W - 1`` examples are dropped),
     so ranks run the same number of batches per epoch. Returns a tuple, one shard per tensor.
+
+    Args:
+        tensors: tensors of one length N (e.g. images and labels), sharded alike.
+        rank, world_size: default: this process's (:func:`info`).
+
+    Shape:
+        - each tensor: (N, *)
+        - each shard: (N // world_size, *)
     """
     me = info()
     rank = me.rank if rank is None else rank

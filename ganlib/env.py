@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import platform
 import random
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +25,10 @@ import torch
 from . import __version__  # bound in ganlib/__init__.py before it imports this module
 
 PROFILES = ("quick", "full", "smoke")
+
+
+#: ``book/results/`` in a checkout of the book: the committed results files that the chapters read
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"
 
 
 def profile() -> str:
@@ -112,3 +118,20 @@ def describe_environment(device: str | torch.device | None = None) -> str:
         f"torch {torch.__version__} | torchvision {torchvision.__version__} | "
         f"matplotlib {matplotlib.__version__} | ganlib {__version__}"
     )
+
+
+def versions() -> dict:
+    """The software and machine a result was made with, for provenance records: ``python``,
+    ``torch``, ``torchvision``, ``numpy``, ``scipy`` (when installed), ``ganlib``, torch's
+    ``threads``, ``machine``, ``processor`` and ``platform``."""
+    def installed(package: str) -> str | None:
+        try:  # read from the package metadata: nothing is imported
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": installed("torchvision"),
+             "numpy": np.__version__, "scipy": installed("scipy"), "ganlib": __version__,
+             "threads": torch.get_num_threads(), "machine": platform.machine(),
+             "processor": platform.processor() or "unknown", "platform": platform.platform()}
+    return {k: v for k, v in found.items() if v is not None}

@@ -48,6 +48,10 @@ def log_importance_weights(vae: VAE, x: torch.Tensor, k: int, generator: torch.G
 
     ``x`` is in ganlib's data range [-1, 1] (binary images are {-1, 1}). Memory grows as N * k *
     pixels: call it on small batches (:func:`iwae_log_likelihood` does).
+
+    Shape:
+        - x: (N, *vae.image_shape), in [-1, 1]
+        - output: (N, k), float32
     """
     _check(vae, x, k)
     mu, logvar = (t.float() for t in vae.encode(x))
@@ -73,6 +77,17 @@ def iwae_log_likelihood(vae: VAE, x: torch.Tensor, k: int = 5000, generator: tor
     equal to the ELBO's single-sample estimate at k = 1 and tending to log p(x) as k grows. The
     k samples are drawn in chunks of at most ``max_rows`` decoder rows and combined with a running
     log-sum-exp, so k = 5000 fits in memory. The VAE is put in eval mode for the call.
+
+    Args:
+        vae: a :class:`ganlib.models.VAE`.
+        x: the images to score, in [-1, 1].
+        k: importance samples per example.
+        generator: the random generator of the draws z ~ q(z|x).
+        max_rows: decoder rows per call (the memory budget).
+
+    Shape:
+        - x: (N, *vae.image_shape)
+        - output: (N,), float64, nats
     """
     _check(vae, x, k)
     was_training = vae.training
@@ -99,7 +114,12 @@ def elbo(vae: VAE, x: torch.Tensor, generator: torch.Generator | None = None, ba
     """Per-example ELBO terms, one sample each: ``{"elbo", "rec", "kl"}``, each (N,) in nats.
 
     ``rec`` is the reconstruction NLL -log p(x|z) (the *distortion*) and ``kl`` the closed-form
-    KL(q(z|x) || p(z)) (the *rate*); elbo = -(rec + kl).
+    KL(q(z|x) || p(z)) (the *rate*); elbo = -(rec + kl). Computed in batches of ``batch_size``,
+    with the VAE in eval mode.
+
+    Shape:
+        - x: (N, *vae.image_shape), in [-1, 1]
+        - each output: (N,), float64
     """
     _check(vae, x, 1)
     was_training = vae.training
@@ -120,7 +140,12 @@ def elbo(vae: VAE, x: torch.Tensor, generator: torch.Generator | None = None, ba
 def active_units(vae: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000) -> torch.Tensor:
     """Which latent units the encoder uses: Cov_x(E_q[z_u | x]) > ``threshold`` (Burda et al. 2016,
     sec. 5.2). Returns the per-unit activity, shape (latent_dim,); ``(activity > threshold).sum()``
-    counts the active units. A collapsed unit has q(z_u|x) = p(z_u) for every x: activity 0."""
+    counts the active units. A collapsed unit has q(z_u|x) = p(z_u) for every x: activity 0.
+
+    Shape:
+        - x: (N, *vae.image_shape), in [-1, 1]; N >= 2
+        - output: (latent_dim,), float64
+    """
     _check(vae, x, 1)
     was_training = vae.training
     vae.eval()
@@ -136,6 +161,9 @@ def binary_test_set(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
     Every likelihood in the book that is "on binarised MNIST" is scored on this draw of the 10k
     test images (seed 0), so the numbers are comparable across chapters and runs.
-    """
 
+    Shape:
+        - images: any shape, in [-1, 1]
+        - output: the same shape, values in {-1, 1}
+    """
     return dynamic_binarize(images, torch.Generator().manual_seed(seed))

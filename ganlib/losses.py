@@ -31,7 +31,8 @@ LOSSES = ("minimax", "nonsaturating", "lsgan", "wasserstein", "hinge")
 LOGIT_LOSSES = ("minimax", "nonsaturating")
 
 
-def _check_name(name: str) -> None:
+def check_loss_name(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is one of :data:`LOSSES`."""
     if name not in LOSSES:
         raise ValueError(f"unknown GAN loss {name!r}; valid names are {', '.join(map(repr, LOSSES))}")
 
@@ -75,8 +76,18 @@ def discriminator_loss(name: str, real: torch.Tensor, fake: torch.Tensor) -> tor
 
     Wasserstein's critic must be kept (roughly) 1-Lipschitz, e.g. with :func:`gradient_penalty`
     or spectral norm; without that its loss has no lower bound.
+
+    Args:
+        name: one of :data:`LOSSES`.
+        real: D's outputs on data (logits for the minimax and non-saturating losses).
+        fake: D's outputs on G(z); its batch size may differ from ``real``'s.
+
+    Shape:
+        - real: (N,) or (N, 1)
+        - fake: (M,) or (M, 1)
+        - output: () (a batch mean)
     """
-    _check_name(name)
+    check_loss_name(name)
     # real and fake are averaged separately (never combined elementwise), so their batch sizes
     # may differ; each must be one score per example
     _check_scores("real", real)
@@ -102,8 +113,16 @@ def generator_loss(name: str, fake: torch.Tensor) -> torch.Tensor:
     wasserstein    -mean(fake)                                     (Arjovsky et al. 2017)
     hinge          -mean(fake)                                     (Lim & Ye 2017; Miyato et al. 2018)
     ============== =====================================================================
+
+    Args:
+        name: one of :data:`LOSSES`.
+        fake: D's outputs on G(z) (logits for the minimax and non-saturating losses).
+
+    Shape:
+        - fake: (N,) or (N, 1)
+        - output: () (a batch mean)
     """
-    _check_name(name)
+    check_loss_name(name)
     _check_scores("fake", fake)
     if name == "minimax":
         return -F.softplus(fake).mean()
@@ -127,6 +146,17 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels: tor
     with eps_i ~ U[0, 1] per example: ``eps`` if given (shape (N, 1, ..., 1)), else drawn from
     ``generator`` (which must live on ``real.device``). The graph is kept (``create_graph=True``) so
     the penalty can be minimised.
+
+    Args:
+        critic: the discriminator, called as ``critic(x)``, or ``critic(x, labels=labels)`` when
+            ``labels`` is given (a conditional critic).
+        real: a batch of data.
+        fake: a batch of samples, paired with ``real`` example by example.
+
+    Shape:
+        - real, fake: (N, *), the same shape
+        - eps: (N, 1, ..., 1), one weight per example
+        - output: ()
     """
     if real.shape != fake.shape:  # they are mixed elementwise: broadcasting would mix the wrong pairs
         raise ValueError(f"real and fake must have the same shape (pairs are interpolated elementwise); "
@@ -146,6 +176,15 @@ def r1_penalty(critic, real: torch.Tensor, labels: torch.Tensor | None = None) -
     r"""The R1 penalty on real data, without its weight gamma/2 (Mescheder et al. 2018, eq. 9):
 
         mean_i ||grad_x critic(x_i)||_2^2,   x_i from the data.
+
+    Args:
+        critic: the discriminator, called as ``critic(x)``, or ``critic(x, labels=labels)`` when
+            ``labels`` is given.
+        real: a batch of data; the graph is kept so that the penalty can be minimised.
+
+    Shape:
+        - real: (N, *)
+        - output: ()
     """
     x = real.detach().requires_grad_(True)
     out = _critic(critic, x, labels)
@@ -160,6 +199,10 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     r"""KL( N(mu, diag(exp(logvar))) || N(0, I) ) per example, in nats (Kingma & Welling 2014, app. B):
 
         0.5 * sum_j ( mu_j^2 + exp(logvar_j) - 1 - logvar_j ).
+
+    Shape:
+        - mu, logvar: (N, latent_dim), the same shape
+        - output: (N,)
     """
     if mu.shape != logvar.shape or mu.dim() < 2:  # shapes only: this runs every VAE step
         raise ValueError(f"mu and logvar must have the same shape (N, latent_dim); got mu {_shape(mu)} "
@@ -179,6 +222,11 @@ def reconstruction_nll(x: torch.Tensor, decoded: torch.Tensor, likelihood: str =
     ``x`` and ``decoded`` must have the same shape (N, ...): an (N, 1) target against an (N,)
     output would otherwise broadcast to (N, N). Bernoulli targets outside [0, 1] are refused on the
     CPU (see :func:`_check_bernoulli_target` for why not on other devices).
+
+    Shape:
+        - x, decoded: (N, *), the same shape
+        - log_scale: a scalar, or broadcastable to x's shape
+        - output: (N,)
     """
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
@@ -230,6 +278,17 @@ def vae_loss(x: torch.Tensor, decoded: torch.Tensor, mu: torch.Tensor, logvar: t
     with the expectation estimated by the one sample z that produced ``decoded`` and the KL in
     closed form (:func:`gaussian_kl`). beta = 1 gives the ELBO itself; other values give the
     beta-VAE objective. ``reduction="mean"`` averages over the batch, ``"none"`` returns shape (N,).
+
+    Args:
+        x: the target (in [0, 1] for the Bernoulli likelihood).
+        decoded: the decoder's output for z ~ q(z|x): logits (Bernoulli) or the mean (Gaussian).
+        mu, logvar: the encoder's mean and log variance of q(z|x).
+        likelihood, log_scale: as in :func:`reconstruction_nll`.
+
+    Shape:
+        - x, decoded: (N, *), the same shape
+        - mu, logvar: (N, latent_dim)
+        - output: () with ``reduction="mean"``, (N,) with ``"none"``
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', not {reduction!r}")

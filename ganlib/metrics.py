@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from .classifier import classify, load_mnist_classifier
-from .data import load_mnist
+from .data import load_mnist, random_subset
 
 # These functions evaluate a finished batch of samples, not a training step, so unlike the losses
 # they also check values (NaN/inf, empty sets): the host sync that costs is paid once per evaluation.
@@ -60,7 +60,15 @@ def mode_coverage(samples, centers, std: float, threshold: float = 3.0) -> ModeC
       ``log K`` when all of them sit on one mode. With no high-quality sample at all it is
       reported as ``log K``, the value of total collapse.
 
-    ``samples`` is (N, d), ``centers`` (K, d) (tensors or arrays); ``std`` the mixture's std.
+    Args:
+        samples: the generated points (a tensor or an array).
+        centers: the mixture's mode centres.
+        std: the mixture's standard deviation.
+        threshold: the high-quality radius, in standard deviations.
+
+    Shape:
+        - samples: (N, d)
+        - centers: (K, d)
     """
     x, c = torch.as_tensor(_as_float64(samples)), torch.as_tensor(_as_float64(centers))
     if x.dim() != 2 or c.dim() != 2 or x.shape[1] != c.shape[1]:
@@ -112,7 +120,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     The last trace equals ``tr sqrtm(sigma1 @ sigma2)`` (the form in the FID paper), but is
     computed from a symmetric PSD matrix, so one ``eigh`` suffices and no complex parts appear.
     Special cases the tests check: equal covariances give ``|mu1 - mu2|^2``; diagonal ones give
-    ``|mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2``.
+    ``|mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2``. Computed in float64.
+
+    Shape:
+        - mu1, mu2: (d,)
+        - sigma1, sigma2: (d, d)
     """
     mu1, mu2 = _as_float64(mu1), _as_float64(mu2)
     s1, s2 = np.atleast_2d(_as_float64(sigma1)), np.atleast_2d(_as_float64(sigma2))
@@ -150,7 +162,11 @@ def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance_from_features(features1, features2) -> float:
-    """:func:`frechet_distance` between the Gaussians fitted to two feature sets."""
+    """:func:`frechet_distance` between the Gaussians fitted to two feature sets: FID, in those features.
+
+    Shape:
+        - features1: (N, d), features2: (M, d), tensors or arrays; N, M > d for a meaningful number
+    """
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
 
 
@@ -162,6 +178,13 @@ def inception_score(probs, splits: int = 1) -> float:
 
     Between 1 (every image gets the same class distribution) and C (confident and balanced). With
     ``splits > 1`` the score is averaged over that many equal chunks, as the original IS code does.
+
+    Args:
+        probs: each image's class probabilities (rows summing to 1: apply softmax first).
+        splits: the number of chunks the score is averaged over, between 1 and N.
+
+    Shape:
+        - probs: (N, C)
     """
     p = _as_float64(probs)
     if p.ndim != 2 or np.any(p < 0) or not np.allclose(p.sum(1), 1, atol=1e-4):
@@ -238,6 +261,17 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
     point's k-th nearest neighbour. **Precision** is the fraction of generated points inside the
     real manifold (are samples realistic?); **recall** the fraction of real points inside the
     generated manifold (is the data's variety covered?).
+
+    Args:
+        real_features: features of real images.
+        fake_features: features of generated images.
+        k: the neighbour that sets each ball's radius; each set needs more than k points.
+
+    Shape:
+        - real_features: (N, d), fake_features: (M, d), tensors or arrays
+
+    Returns:
+        ``(precision, recall)``, each in [0, 1].
     """
     real, fake = _feature_pair(real_features, fake_features, k)
     precision = _inside_manifold(fake, real, _kth_neighbour_radius(real, k)).double().mean()
@@ -256,6 +290,12 @@ def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, f
     * **coverage** = (1 / N) #{i : B_i holds at least one sample}: the share of real points with a
       sample nearby. Unlike recall it never builds balls around the samples, so a few far-flung
       samples cannot inflate it.
+
+    Shape:
+        - real_features: (N, d), fake_features: (M, d), tensors or arrays; N, M > k
+
+    Returns:
+        ``(density, coverage)``.
     """
     real, fake = _feature_pair(real_features, fake_features, k)
     radii = _kth_neighbour_radius(real, k)
@@ -277,9 +317,11 @@ def fid_against_sample_size(real_features, fake_features, sizes, seed: int = 0) 
     FID is biased upwards by an amount that falls like 1/N in the number N of samples (the
     covariance estimate's error adds to the trace terms), so FIDs are comparable only at the same N.
     Subsets are drawn with ``seed``, never as a head of the array (see :func:`ganlib.data.random_subset`).
-    """
-    from .data import random_subset
 
+    Shape:
+        - real_features: (N, d), fake_features: (M, d), with every size in ``sizes`` at most M
+        - output: a list, one FID per size
+    """
     fake = _as_float64(fake_features)
     real_stats = feature_statistics(real_features)
     fids = []
@@ -307,7 +349,12 @@ def extrapolate_fid(sizes, fids) -> tuple[float, float]:
 
 
 def nearest_neighbours(samples: torch.Tensor, reference: torch.Tensor, chunk: int = 10000):
-    """For each sample, the index of and the L2 distance to its nearest ``reference`` image (pixels)."""
+    """For each sample, the index of and the L2 distance to its nearest ``reference`` image (pixels).
+
+    Shape:
+        - samples: (N, *), reference: (M, *), the same size per example
+        - output: ``(indices (N,) int64, distances (N,))``
+    """
     flat = samples.flatten(1).float()
     best_d = torch.full((len(flat),), float("inf"))
     best_i = torch.zeros(len(flat), dtype=torch.long)
@@ -343,6 +390,9 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Ten
     copies. ``distance_ratio`` compares medians: below 1 the samples hug the training set. A
     generator can score 0 on both and still be useless (noise is far from everything); read them
     beside FID, never alone.
+
+    Shape:
+        - samples, train, held_out: (N, *), (M, *), (K, *), one image shape
     """
     for name, t in (("samples", samples), ("train", train), ("held_out", held_out)):
         if t.dim() < 2 or len(t) == 0 or tuple(t.shape[1:]) != tuple(train.shape[1:]):
@@ -375,6 +425,22 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     10k MNIST test images (compare 10k generated images against it for the book's "MNIST FID").
     Features are the 128-d penultimate layer of :func:`ganlib.classifier.load_mnist_classifier`;
     pass ``reference_features`` instead of ``reference`` to score many sets against one reference.
+
+    Args:
+        generated: the images to score.
+        reference: the real images to compare with (default: the MNIST test set).
+        classifier: the feature network (default: the book's MNIST classifier).
+        k: the neighbour of :func:`precision_recall` (density and coverage use their own default, 5).
+        reference_features: the reference's features, already computed.
+
+    Shape:
+        - generated: (N, 1, 28, 28), in [-1, 1]
+        - reference: (M, 1, 28, 28), in [-1, 1]
+        - reference_features: (M, 128)
+
+    Returns:
+        a dict: ``fid``, ``inception_score``, ``precision``, ``recall``, ``density``, ``coverage``,
+        ``label_histogram`` (an array of 10 shares) and ``label_kl`` (:func:`kl_from_uniform`).
     """
     if reference is not None and reference_features is not None:
         raise ValueError("pass reference images or reference_features, not both")

@@ -142,6 +142,21 @@ class MLPGenerator(_Recorded):
     ``out_dim`` is an int (flat output) or a shape such as (1, 28, 28). ``out_activation="tanh"``
     for data in [-1, 1]; None for unbounded data (toy distributions). ``batchnorm`` adds
     BatchNorm1d after each hidden layer. With ``num_classes > 0`` a one-hot label is appended to z.
+
+    Args:
+        latent_dim: size of z.
+        out_dim: one sample's size (an int) or shape (a tuple).
+        hidden: the hidden layers' widths.
+        activation: the hidden layers' activation: ``"relu"``, ``"leaky_relu"`` (slope 0.2),
+            ``"tanh"``, ``"sigmoid"`` or None.
+        out_activation: the output's activation, the same choices.
+        batchnorm: BatchNorm1d after each hidden linear layer.
+        num_classes: 0 for an unconditional generator, else the number of classes.
+
+    Shape:
+        - z: (N, latent_dim)
+        - labels: (N,) int64, when conditional
+        - output: (N, *out_shape)
     """
 
     def __init__(self, latent_dim: int, out_dim, hidden=(128, 128), activation: str = "relu",
@@ -159,6 +174,7 @@ class MLPGenerator(_Recorded):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Samples G(z) (or G(z, labels)), shape (N, *out_shape); z must be (N, latent_dim)."""
         self._check_latent(z)
         self._check_labels(labels, z.shape[0])
         if self.num_classes:
@@ -171,6 +187,18 @@ class MLPDiscriminator(_Recorded):
 
     ``spectral_norm=True`` wraps every linear layer in spectral normalisation (Miyato et al. 2018).
     With ``num_classes > 0`` a one-hot label is appended to the flattened input.
+
+    Args:
+        in_dim: one example's size (an int) or shape (a tuple).
+        hidden: the hidden layers' widths.
+        activation: the hidden layers' activation (see :class:`MLPGenerator`).
+        spectral_norm: spectral normalisation of every linear layer.
+        num_classes: 0 for an unconditional discriminator, else the number of classes.
+
+    Shape:
+        - x: (N, *in_shape), or any (N, ...) with the same number of values per example
+        - labels: (N,) int64, when conditional
+        - output: (N,)
     """
 
     def __init__(self, in_dim, hidden=(128, 128), activation: str = "leaky_relu",
@@ -190,6 +218,7 @@ class MLPDiscriminator(_Recorded):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One logit per example, shape (N,)."""
         # the input is flattened, so any layout with in_features values per example is accepted
         # (e.g. (N, 784) or (N, 1, 28, 28) for in_dim=(1, 28, 28), and PacGAN's packed groups)
         if x.dim() < 2 or math.prod(x.shape[1:]) != self.in_features:
@@ -274,7 +303,9 @@ class DCGANGenerator(_Recorded):
         hidden: units of a fully connected layer before the first map (0: none).
 
     Shape:
-        z: (N, latent_dim); labels: (N,) int64 when conditional; output: (N, channels, image_size, image_size).
+        - z: (N, latent_dim)
+        - labels: (N,) int64, when conditional
+        - output: (N, channels, image_size, image_size), in [-1, 1]
     """
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 1,
@@ -304,6 +335,7 @@ class DCGANGenerator(_Recorded):
         dcgan_init_(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images G(z) (or G(z, labels)) in [-1, 1], shape (N, channels, image_size, image_size)."""
         self._check_latent(z)  # (N, latent_dim), not PyTorch's DCGAN example's (N, latent_dim, 1, 1)
         self._check_labels(labels, z.shape[0])
         if self.num_classes:
@@ -335,7 +367,9 @@ class DCGANDiscriminator(_Recorded):
         hidden: units of a fully connected layer before the logit (0: none).
 
     Shape:
-        x: (N, channels, image_size, image_size); labels: (N,) int64 when conditional; output: (N,).
+        - x: (N, channels, image_size, image_size), in [-1, 1]
+        - labels: (N,) int64, when conditional
+        - output: (N,)
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, base_width: int = 64,
@@ -372,6 +406,7 @@ class DCGANDiscriminator(_Recorded):
         dcgan_init_(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One logit per image, shape (N,)."""
         # Without this, a 32x32 image fed to a 28-pixel D runs: the convolutions end on a 2x2
         # map instead of 1x1 and the head returns (N, 4) "logits". x.shape is the logical
         # (N, C, H, W) also for channels_last tensors, so those pass.
@@ -403,6 +438,18 @@ class VAE(_Recorded):
     ``"gaussian"``: it outputs the mean of N(mean, sigma^2) in data space, with one learned
     log sigma shared by all pixels. Data are in [-1, 1] as everywhere in ganlib; the Bernoulli
     VAE's encoder is fed (x + 1) / 2, the grey levels its decoder models.
+
+    Args:
+        image_shape: one example's shape, e.g. (1, 28, 28) (or an int for flat data).
+        latent_dim: size of z.
+        arch: ``"mlp"`` or ``"conv"``.
+        hidden: the MLP encoder's widths (the decoder's, reversed); ``arch="mlp"`` only.
+        base_width: the first convolution's channels; ``arch="conv"`` only.
+        likelihood: ``"bernoulli"`` or ``"gaussian"``.
+
+    Shape:
+        - x: (N, *image_shape), in [-1, 1]
+        - z: (N, latent_dim)
     """
 
     def __init__(self, image_shape=(1, 28, 28), latent_dim: int = 16, arch: str = "mlp",
@@ -475,6 +522,11 @@ class VAE(_Recorded):
 
         Returns ``(decoded, mu, logvar)``. ``eps ~ N(0, I)`` is the given tensor (shape
         (N, latent_dim)), else drawn, from ``generator`` if given.
+
+        Shape:
+            - x: (N, *image_shape), in [-1, 1]
+            - decoded: (N, *image_shape), logits (Bernoulli) or means (Gaussian)
+            - mu, logvar: (N, latent_dim)
         """
         mu, logvar = self.encode(x)
         if eps is None:

@@ -24,15 +24,15 @@ adds its test log-likelihood (:mod:`ganlib.likelihood`, k = 5000, binarised test
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,30 +41,53 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import _umask
+from .classifier import classify, load_mnist_classifier
+from .data import load_mnist
+from .env import RESULTS_DIR, versions
+from .likelihood import active_units, binary_test_set, elbo, iwae_log_likelihood
+from .metrics import frechet_distance_from_features, inception_score, mnist_metrics
 from .models import VAE, build_model
+from .spec import RunSpec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-RESULTS_DIR = Path(__file__).resolve().parents[1] / "book" / "results"  # in a checkout of the book
 MAKE_COMMAND = "python -m ganlib.pretrained make {name}"
 EVAL_SAMPLES = 10_000
 EVAL_SEED = 2024  # the noise of the recorded metrics (and of their recomputation)
 
 #: name -> the ``python -m ganlib train`` options of its full-profile recipe (without ``--out``).
 #: Sized for about an hour of one free CPU core each; the chapter "Practice on MNIST" shows what they reach.
-RECIPES: dict[str, list[str]] = {
+@dataclass(frozen=True)
+class Recipe:
+    """How a shipped model is trained: its run spec and the few config fields that steer it."""
+
+    spec: RunSpec
+    steps: int
+    ema_decay: float = 0.0  # GANs: the EMA generator ships when > 0
+    lr_decay: bool = False  # every rate falls linearly to 0 at the last step
+
+    @property
+    def steering(self) -> dict:
+        """The config fields (and ``lr_decay``) this recipe sets, in command-line order."""
+        return {"steps": self.steps, "ema_decay": self.ema_decay or None, "lr_decay": self.lr_decay}
+
+    def train_command(self) -> str:
+        """The ``python -m ganlib train`` command that trains it (recorded as provenance)."""
+        return self.spec.command(self.steering)
+
+
+RECIPES: dict[str, Recipe] = {
     # the source article's MLP GAN done right: tanh output, batch norm in G, LeakyReLU D, one Adam each
-    "mlp-mnist": ["--dataset", "mnist", "--model", "mlp", "--batch-size", "64", "--steps", "24000",
-                  "--ema-decay", "0.999", "--seed", "0"],
+    "mlp-mnist": Recipe(RunSpec("mnist", "mlp", batch_size=64, seed=0), steps=24000, ema_decay=0.999),
     # the layout InfoGAN and Radford et al.'s own MNIST code use (fully connected layers at G's start and D's end),
     # at half their widths: chosen by python -m ganlib.chapters.dcgan_recipe ablation (book/results/dcgan_recipe.json)
-    "dcgan-mnist": ["--dataset", "mnist", "--model", "dcgan", "--base-width", "32", "--g-fc", "512", "--d-fc", "512",
-                    "--batch-size", "64", "--steps", "30000", "--ema-decay", "0.999", "--seed", "0"],
-    "cdcgan-mnist": ["--dataset", "mnist", "--model", "dcgan", "--conditional", "--base-width", "32",
-                     "--batch-size", "64", "--steps", "24000", "--ema-decay", "0.999", "--seed", "0"],
+    "dcgan-mnist": Recipe(RunSpec("mnist", "dcgan", base_width=32, g_fc=512, d_fc=512, batch_size=64, seed=0),
+                          steps=30000, ema_decay=0.999),
+    "cdcgan-mnist": Recipe(RunSpec("mnist", "dcgan", conditional=True, base_width=32, batch_size=64, seed=0),
+                           steps=24000, ema_decay=0.999),
     # the VAE chapter's best VAE: MLP 784-512-256-32, Bernoulli decoder on dynamically binarised MNIST
     # (the data of published likelihoods), 256 epochs with a linear learning-rate decay
-    "vae-mnist": ["--dataset", "mnist", "--model", "vae", "--binarize", "--latent-dim", "32", "--batch-size", "128",
-                  "--steps", "120000", "--lr-decay", "--seed", "0"],
+    "vae-mnist": Recipe(RunSpec("mnist", "vae", binarize=True, latent_dim=32, batch_size=128, seed=0), steps=120000,
+                        lr_decay=True),
 }
 #: the VAEs' likelihood evaluation: importance samples per test image (Burda et al. 2016's k)
 NLL_SAMPLES = 5000
@@ -81,8 +104,7 @@ def names(kind: str | None = None) -> list[str]:
     """The shipped models' names; ``kind="gan"`` or ``"vae"`` keeps that kind only."""
     if kind not in (None, "gan", "vae"):
         raise ValueError(f"kind must be None, 'gan' or 'vae'; got {kind!r}")
-    is_vae = {name: argv[argv.index("--model") + 1] in ("vae", "conv-vae") for name, argv in RECIPES.items()}
-    return sorted(n for n in RECIPES if kind is None or is_vae[n] == (kind == "vae"))
+    return sorted(n for n in RECIPES if kind is None or RECIPES[n].spec.is_vae == (kind == "vae"))
 
 
 def _paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
@@ -93,6 +115,7 @@ def _paths(name: str, folder: Path | None = None) -> tuple[Path, Path]:
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file at ``path``, as hex (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -165,9 +188,6 @@ def measure(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_
     For a conditional generator also ``label_accuracy``: how often the classifier reads the
     asked-for digit.
     """
-    from .classifier import classify, load_mnist_classifier
-    from .metrics import mnist_metrics
-
     images, labels = generate(generator, n, seed)
     classifier = load_mnist_classifier()
     if full:
@@ -175,8 +195,6 @@ def measure(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_
         out = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
         out["label_histogram"] = [float(v) for v in m["label_histogram"]]
     else:
-        from .metrics import frechet_distance_from_features, inception_score
-
         fake_f, fake_p = classify(classifier, images)
         out = {"fid": frechet_distance_from_features(_test_features(), fake_f), "inception_score": inception_score(fake_p)}
     if labels is not None:
@@ -191,9 +209,6 @@ _TEST_FEATURES: list[torch.Tensor] = []
 def _test_features() -> torch.Tensor:
     """The classifier features of the 10k MNIST test images, computed once per process."""
     if not _TEST_FEATURES:
-        from .classifier import classify, load_mnist_classifier
-        from .data import load_mnist
-
         _TEST_FEATURES.append(classify(load_mnist_classifier(), load_mnist("test")[0])[0])
     return _TEST_FEATURES[0]
 
@@ -214,7 +229,7 @@ class TrackFID:
         for kind, use_ema in (("raw", False), ("ema", True)):
             if use_ema and getattr(trainer, "ema", None) is None:
                 continue
-            model = trainer.vae if hasattr(trainer, "vae") else trainer.sampling_generator(use_ema)
+            model = trainer.sampling_generator(use_ema)
             row[kind] = measure(model, self.n, full=False)
         self.rows = [r for r in self.rows if r["step"] < trainer.step] + [row]  # a resumed run redoes later rows
         if self.path is not None:
@@ -227,23 +242,26 @@ class TrackFID:
 
 #: how often ``make --run-dir`` saves a checkpoint (steps), so that ``--resume`` loses little
 CHECKPOINT_EVERY = 500
+CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
-def _train(argv: list[str], out: Path, track_every: int, resume: bool = False, kept: bool = False):
-    """Train with ``python -m ganlib train``'s own code; returns (trainer, tracker, wall time).
+def _train(recipe: Recipe, out: Path, track_every: int, resume: bool = False, kept: bool = False):
+    """Train ``recipe`` as ``python -m ganlib train`` would; returns (trainer, tracker, wall time).
 
     ``kept``: ``out`` is a run folder that outlives the call: checkpoints every
     :data:`CHECKPOINT_EVERY` steps, the FID rows and the wall time so far are kept there, and
     ``resume`` continues that run (bitwise, on the CPU at the same thread count).
     """
-    from .__main__ import build_trainer, parse_args
-
-    extra = ["--checkpoint-every", str(CHECKPOINT_EVERY)] if kept else []
-    args = parse_args(["train", *argv, "--out", str(out), "--no-progress", *extra, *(["--resume"] if resume else [])])
+    out.mkdir(parents=True, exist_ok=True)
     tracker = TrackFID(track_every, path=out / "fid_over_training.json" if kept else None)
     clock = out / "wall_time_s.json"
     earlier = json.loads(clock.read_text()) if resume and clock.exists() else 0.0
-    trainer = build_trainer(args, [tracker])
+    steering = {"steps": recipe.steps, "ema_decay": recipe.ema_decay or None, "progress": False,
+                "checkpoint_path": str(out / CHECKPOINT_NAME), "checkpoint_every": CHECKPOINT_EVERY if kept else 0}
+    if resume:
+        trainer = RunSpec.resume(out / CHECKPOINT_NAME, recipe.spec.record(), steering, [tracker], recipe.lr_decay)
+    else:
+        trainer = recipe.spec.build_trainer(steering, [tracker], lr_decay=recipe.lr_decay)
     start = time.perf_counter()
     if kept:  # the wall time so far, saved with each checkpoint
         trainer.callbacks.append(_SaveWallTime(clock, earlier, start))
@@ -274,16 +292,6 @@ def _downsample(history: dict, points: int = 300) -> dict:
     return out
 
 
-def _environment() -> dict:
-    import torchvision
-
-    from . import __version__
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "ganlib": __version__, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "processor": platform.processor() or "unknown"}
-
-
 def make(name: str, folder: Path | None = None, run_dir: Path | None = None, track_every: int | None = None,
          resume: bool = False) -> dict:
     """Train ``name``'s recipe, measure the generator that ships, write NAME.safetensors and NAME.json.
@@ -294,24 +302,24 @@ def make(name: str, folder: Path | None = None, run_dir: Path | None = None, tra
     _paths(name, folder)  # an unknown name fails before training
     if resume and run_dir is None:
         raise PretrainedError("--resume continues the run kept in --run-dir; give the --run-dir of the interrupted run")
-    argv = RECIPES[name]
-    steps = int(argv[argv.index("--steps") + 1])
+    recipe = RECIPES[name]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(run_dir) if run_dir is not None else Path(tmp)
-        trainer, tracker, wall = _train(argv, run, track_every or max(1, steps // 6), resume, kept=run_dir is not None)
-    if hasattr(trainer, "vae"):
-        return _make_vae(name, argv, trainer, tracker, wall, folder)
+        trainer, tracker, wall = _train(recipe, run, track_every or max(1, recipe.steps // 6), resume,
+                                        kept=run_dir is not None)
+    if recipe.spec.is_vae:
+        return _make_vae(name, recipe, trainer, tracker, wall, folder)
     generator = as_stored(trainer.sampling_generator(ema=True))  # EMA weights with refreshed BN, or the raw G
     metrics = measure(generator)
     raw_metrics = measure(trainer.generator) if trainer.ema is not None else None
     record = {
         "name": name,
         "command": MAKE_COMMAND.format(name=name),
-        "train_command": "python -m ganlib train " + " ".join(shlex.quote(a) for a in argv),
+        "train_command": recipe.train_command(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(trainer.device) + (f" ({torch.cuda.get_device_name(trainer.device)})"
                                          if trainer.device.type == "cuda" else ""),
-        "versions": _environment(),
+        "versions": versions(),
         "steps": trainer.step,
         "wall_time_s": round(wall, 1),
         "weights": ("ema" if trainer.ema is not None else "raw") + STORED_NOTE,
@@ -351,11 +359,8 @@ def store_half(name: str, folder: Path | None = None) -> dict:
     return save(name, model, record, folder, dtype=STORED_DTYPE)
 
 
-def _make_vae(name, argv, trainer, tracker, wall, folder) -> dict:
+def _make_vae(name, recipe, trainer, tracker, wall, folder) -> dict:
     """A VAE recipe's files: the whole VAE (encoder too), stored in float16, measured as stored."""
-    from .data import load_mnist
-    from .likelihood import active_units, binary_test_set, elbo, iwae_log_likelihood
-
     vae = as_stored(trainer.vae)
     test = binary_test_set(load_mnist("test")[0])
     start = time.perf_counter()
@@ -365,9 +370,9 @@ def _make_vae(name, argv, trainer, tracker, wall, folder) -> dict:
     activity = active_units(vae, test)
     record = {
         "name": name, "command": MAKE_COMMAND.format(name=name),
-        "train_command": "python -m ganlib train " + " ".join(shlex.quote(a) for a in argv),
+        "train_command": recipe.train_command(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(trainer.device), "versions": _environment(), "steps": trainer.step,
+        "device": str(trainer.device), "versions": versions(), "steps": trainer.step,
         "epochs": round(trainer.step * trainer.config.batch_size / 60_000, 1),
         "wall_time_s": round(wall, 1), "weights": "raw" + STORED_NOTE,
         "parameters": sum(p.numel() for p in vae.parameters()),
@@ -417,11 +422,10 @@ def seeds(name: str, seed_list: list[int], out: Path) -> dict:
     already in ``out`` for other seeds of the same recipe are kept, so seeds can be trained by
     separate processes (``--seeds 1`` and ``--seeds 2`` at once) into one file.
     """
-    argv = RECIPES[name]
-    train_command = "python -m ganlib train " + " ".join(argv)
+    recipe = RECIPES[name]
+    train_command = recipe.train_command()
     command = f"python -m ganlib.pretrained seeds {name} --seeds " + " ".join(map(str, seed_list))
-    i = argv.index("--seed")
-    own_seed = int(argv[i + 1])
+    own_seed = recipe.spec.seed
     rows = []
     for seed in seed_list:
         shipped = None
@@ -437,7 +441,8 @@ def seeds(name: str, seed_list: list[int], out: Path) -> dict:
                 row["raw"] = shipped["raw_generator_metrics"]
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                trainer, _, wall = _train(argv[:i + 1] + [str(seed)] + argv[i + 2:], Path(tmp), 10 ** 9)
+                trainer, _, wall = _train(dataclasses.replace(recipe, spec=dataclasses.replace(recipe.spec, seed=seed)),
+                                          Path(tmp), 10 ** 9)
             row = {"seed": seed, "wall_time_s": round(wall, 1), "ema": measure(trainer.sampling_generator(True)),
                    "from": command}
             if trainer.ema is not None:
@@ -461,7 +466,7 @@ def seeds(name: str, seed_list: list[int], out: Path) -> dict:
     result = {"name": name, "command": f"python -m ganlib.pretrained seeds {name} --seeds "
               + " ".join(str(r["seed"]) for r in rows), "commands_run": sorted({r["from"] for r in rows}),
               "train_command": train_command, "date": rows[-1]["date"] if rows else None,
-              "versions": _environment(), "device": "cpu", "runs": rows, "summary": summary}
+              "versions": versions(), "device": "cpu", "runs": rows, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -475,6 +480,7 @@ def check(name: str, folder: Path | None = None) -> dict:
 
 
 def main(argv=None) -> None:
+    """``python -m ganlib.pretrained make|seeds|half|check``."""
     parser = argparse.ArgumentParser(prog="python -m ganlib.pretrained", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("make", help="train a recipe and write its shipped files")

@@ -8,7 +8,7 @@ from ganlib.bench import throughput
 from ganlib.data import gaussian_ring
 from ganlib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, build_model
 from ganlib.cuda_graph import CUDAGraphStep
-from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, gan, set_learning_rate
+from ganlib.train import GANConfig, GANTrainer, LinearLRDecay, compile_mode, set_learning_rate, speed
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -133,7 +133,7 @@ class _EmulatedGraph(CUDAGraphStep):
 
 
 def test_cuda_graph_step_reads_fresh_inputs_and_copies_its_logs(monkeypatch):
-    monkeypatch.setattr(gan, "CUDAGraphStep", _EmulatedGraph)
+    monkeypatch.setattr(speed, "CUDAGraphStep", _EmulatedGraph)
 
     def make():
         ganlib.seed_everything(0)

@@ -142,7 +142,7 @@ def test_base_width_sets_the_dcgan_width_and_is_part_of_the_run(tmp_path, monkey
     import torch
 
     images = torch.rand(64, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    monkeypatch.setattr("ganlib.spec.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
     out = tmp_path / "w8"
     main(["train", "--dataset", "mnist", "--model", "dcgan", "--base-width", "8", "--steps", "2", "--batch-size", "16",
           "--out", str(out), *FAST])
@@ -161,7 +161,7 @@ def test_binarize_and_lr_decay_train_a_vae_on_binary_pixels(tmp_path, monkeypatc
     import torch
 
     images = torch.rand(64, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    monkeypatch.setattr("ganlib.spec.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
     out = tmp_path / "vae"
     main(["train", "--dataset", "mnist", "--model", "vae", "--binarize", "--lr-decay", "--steps", "20",
           "--batch-size", "16", "--out", str(out), *FAST])
@@ -182,14 +182,14 @@ def test_binarize_and_lr_decay_train_a_vae_on_binary_pixels(tmp_path, monkeypatc
 
 def test_binarize_is_a_vae_option(tmp_path, capsys):
     err = _fails(["train", "--dataset", "ring", "--binarize", "--out", str(tmp_path / "r"), *FAST], capsys)
-    assert "--binarize is a VAE option" in err
+    assert "binarize (--binarize) is a VAE option" in err
 
 
 def test_dcgan_layout_options_build_the_models_and_define_the_run(tmp_path, monkeypatch, capsys):
     import torch
 
     images = torch.rand(64, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    monkeypatch.setattr("ganlib.spec.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
     out = tmp_path / "fc"
     base = ["train", "--dataset", "mnist", "--model", "dcgan", "--steps", "2", "--batch-size", "16", "--out", str(out)]
     main([*base, "--g-width", "8", "--d-width", "4", "--g-fc", "16", "--d-fc", "12", *FAST])
@@ -200,10 +200,11 @@ def test_dcgan_layout_options_build_the_models_and_define_the_run(tmp_path, monk
     main([*base[:-4], "--steps", "3", "--out", str(out), "--resume", "--g-fc", "16", *FAST])
     err = _fails([*base[:-4], "--steps", "4", "--out", str(out), "--resume", "--d-fc", "0", *FAST], capsys)
     assert "--d-fc 0 (the checkpoint has 12)" in err
-    # a run without the options records none; resuming it with their defaults is accepted
+    # a run without the options records their defaults; resuming it with them is accepted
     plain = tmp_path / "plain"
     main([*base[:-1], str(plain), "--base-width", "4", *FAST])
-    assert "g_fc" not in load_checkpoint(plain / "checkpoint.safetensors")["run"]
+    run = load_checkpoint(plain / "checkpoint.safetensors")["run"]
+    assert (run["g_width"], run["d_width"], run["g_fc"], run["d_fc"]) == (4, 4, 0, 0)
     main([*base[:-1], str(plain), "--steps", "3", "--resume", "--g-width", "4", "--g-fc", "0", *FAST])
     err = _fails([*base[:-1], str(plain), "--steps", "4", "--resume", "--g-width", "8", *FAST], capsys)
     assert "--g-width 8 (the checkpoint has 4)" in err

@@ -2,16 +2,15 @@
 import pytest
 import torch
 
-from ganlib.__main__ import build_models, parse_args, run_settings
 from ganlib.chapters import code, dcgan_recipe
 from ganlib.models import DCGANGenerator
+from ganlib.spec import RunSpec, SpecError
 
 
 def test_every_arm_builds_the_layout_its_name_says():
     sizes = {}
     for arm in dcgan_recipe.ARMS:
-        args = parse_args(["train", *dcgan_recipe.train_argv(arm, 10, 0), "--out", "unused"])
-        built = build_models(run_settings(args), (torch.zeros(2, 1, 28, 28),))
+        built = dcgan_recipe.arm_spec(arm).build_models((torch.zeros(2, 1, 28, 28),))
         G, D = built["generator"], built["discriminator"]
         sizes[arm] = (G.spec["kwargs"]["base_width"], D.spec["kwargs"]["base_width"],
                       G.spec["kwargs"].get("hidden", 0), D.spec["kwargs"].get("hidden", 0))
@@ -43,11 +42,8 @@ def test_summary_is_the_mean_and_sample_std_over_seeds():
 
 
 def test_a_layout_option_on_another_model_is_refused_with_its_flag():
-    from ganlib.__main__ import UsageError
-
-    args = parse_args(["train", "--dataset", "mnist", "--model", "mlp", "--g-fc", "64", "--out", "x"])
-    with pytest.raises(UsageError, match="--g-fc"):
-        run_settings(args)
+    with pytest.raises(SpecError, match="g_fc \\(--g-fc\\) sets the DCGAN's layout; model 'mlp'"):
+        RunSpec("mnist", "mlp", g_fc=64)
 
 
 def test_source_shows_the_installed_code_and_can_drop_docstrings():

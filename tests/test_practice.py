@@ -167,13 +167,12 @@ def test_ema_batchnorm_measures_three_generators_of_one_checkpoint(tmp_path, mon
 
 
 def test_the_chapters_dcgan_is_the_shipped_recipes_layout():
-    from ganlib.__main__ import build_models, parse_args, run_settings
     from ganlib.pretrained import RECIPES
 
     layout = practice.shipped_layout("dcgan-mnist")
     images = torch.rand(64, 1, 28, 28) * 2 - 1
     trainer = practice.dcgan_trainer(1, data=(images, torch.zeros(64, dtype=torch.long)), **layout)
-    built = build_models(run_settings(parse_args(["train", *RECIPES["dcgan-mnist"], "--out", "unused"])), (images,))
+    built = RECIPES["dcgan-mnist"].spec.build_models((images,))
     assert trainer.generator.spec == built["generator"].spec
     assert trainer.discriminator.spec == built["discriminator"].spec
 

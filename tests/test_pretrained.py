@@ -1,4 +1,5 @@
 """The generators that ship with ganlib: hash-checked loading, their records, and their metrics."""
+import dataclasses
 import json
 import math
 
@@ -88,8 +89,8 @@ def test_every_shipped_record_has_its_provenance(name):
     for key in ("command", "train_command", "date", "device", "versions", "steps", "wall_time_s", "metrics", "sha256"):
         assert key in record, key
     assert record["command"] == f"python -m ganlib.pretrained make {name}"
-    assert record["train_command"].endswith(" ".join(pretrained.RECIPES[name]))
-    assert record["steps"] == int(pretrained.RECIPES[name][pretrained.RECIPES[name].index("--steps") + 1])
+    assert record["train_command"] == pretrained.RECIPES[name].train_command()
+    assert record["steps"] == pretrained.RECIPES[name].steps
     assert all(math.isfinite(record["metrics"][k]) for k in ("fid", "inception_score", "precision", "recall"))
     assert abs(sum(record["metrics"]["label_histogram"]) - 1) < 1e-6
 
@@ -158,8 +159,7 @@ def test_load_model_gives_the_ema_generator_with_fresh_statistics(tmp_path):
 
 def test_seeds_keeps_other_processes_rows(tmp_path, monkeypatch):
     out = tmp_path / "seeds.json"
-    argv = pretrained.RECIPES["dcgan-mnist"]
-    out.write_text(json.dumps({"train_command": "python -m ganlib train " + " ".join(argv), "runs": [
+    out.write_text(json.dumps({"train_command": pretrained.RECIPES["dcgan-mnist"].train_command(), "runs": [
         {"seed": 5, "from": "another process", "date": "2026-01-01", "ema": {"fid": 10.0, "inception_score": 9.0,
                                                                                "precision": 0.8, "recall": 0.7}}]}))
     monkeypatch.setattr(pretrained, "info", lambda name: (_ for _ in ()).throw(pretrained.PretrainedError("none")))
@@ -169,11 +169,13 @@ def test_seeds_keeps_other_processes_rows(tmp_path, monkeypatch):
         def sampling_generator(self, ema):
             return None
 
-    monkeypatch.setattr(pretrained, "_train", lambda argv, out, every: (FakeTrainer(), None, 1.0))
+    seeds_trained = []
+    monkeypatch.setattr(pretrained, "_train", lambda recipe, out, every: (
+        seeds_trained.append(recipe.spec.seed) or FakeTrainer(), None, 1.0))
     monkeypatch.setattr(pretrained, "measure", lambda G: {"fid": 20.0, "inception_score": 8.0, "precision": 0.6,
                                                           "recall": 0.5})
     result = pretrained.seeds("dcgan-mnist", [7], out)
-    assert [r["seed"] for r in result["runs"]] == [5, 7]
+    assert [r["seed"] for r in result["runs"]] == [5, 7] and seeds_trained == [7]
     assert result["summary"]["ema_fid"]["mean"] == 15.0
     assert result["summary"]["ema_fid"]["std"] == pytest.approx(math.sqrt(50.0))
 
@@ -187,7 +189,7 @@ def test_models_ship_in_float16_and_load_as_the_rounded_float32_model(tmp_path):
     for (k, a), b in zip(G.state_dict().items(), stored.state_dict().values()):
         if a.is_floating_point():
             assert torch.equal(b, a.half().float()), k
-    pretrained.RECIPES["tiny-test"] = ["--steps", "1"]
+    pretrained.RECIPES["tiny-test"] = pretrained.Recipe(pretrained.RunSpec("ring"), steps=1)
     try:
         pretrained.save("tiny-test", stored, {"name": "tiny-test"}, tmp_path, dtype=pretrained.STORED_DTYPE)
         raw = load_file(str(tmp_path / "tiny-test.safetensors"))
@@ -221,17 +223,17 @@ def test_make_resumed_after_an_interruption_ships_the_same_weights(tmp_path, mon
     from safetensors.torch import load_file
 
     images = torch.rand(64, 1, 28, 28) * 2 - 1
-    monkeypatch.setattr("ganlib.__main__.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
+    monkeypatch.setattr("ganlib.spec.load_data", lambda dataset: (images, torch.zeros(64, dtype=torch.long)))
     # a stand-in for the MNIST metrics: a number that depends on every weight of the measured generator
     monkeypatch.setattr(pretrained, "measure", lambda G, n=0, seed=0, full=True: {
         "fid": float(sum(p.detach().double().sum() for p in G.parameters())), "inception_score": 1.0})
     monkeypatch.setattr(pretrained, "CHECKPOINT_EVERY", 2)
-    recipe = ["--dataset", "mnist", "--model", "dcgan", "--base-width", "4", "--batch-size", "16",
-              "--steps", "6", "--ema-decay", "0.9", "--seed", "0"]
+    recipe = pretrained.Recipe(pretrained.RunSpec("mnist", "dcgan", base_width=4, batch_size=16), steps=6,
+                               ema_decay=0.9)
     monkeypatch.setitem(pretrained.RECIPES, "tiny-test", recipe)
     whole = pretrained.make("tiny-test", tmp_path / "whole", tmp_path / "run-whole", track_every=2)
     # the same recipe stopped after step 4 (a shorter --steps stands in for the interruption), then resumed
-    monkeypatch.setitem(pretrained.RECIPES, "tiny-test", [("4" if a == "6" else a) for a in recipe])
+    monkeypatch.setitem(pretrained.RECIPES, "tiny-test", dataclasses.replace(recipe, steps=4))
     pretrained.make("tiny-test", tmp_path / "part", tmp_path / "run-part", track_every=2)
     monkeypatch.setitem(pretrained.RECIPES, "tiny-test", recipe)
     resumed = pretrained.make("tiny-test", tmp_path / "part", tmp_path / "run-part", track_every=2, resume=True)

@@ -73,6 +73,7 @@ class ClassicLoop:
             epoch += 1
 
     def step(self) -> None:
+        """One iteration of the example's loop: a D step on a real and a fake batch, then a G step."""
         real_label, fake_label = 1.0, 0.0
         epoch, i, data = next(self.batches)
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))

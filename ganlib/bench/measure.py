@@ -14,6 +14,7 @@ import torch
 from .. import __version__
 
 def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA, MPS); nothing to wait for on the CPU."""
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -22,6 +23,7 @@ def synchronize(device) -> None:
 
 
 def device_name(device) -> str:
+    """The GPU's name, or the CPU's with the torch thread count."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -59,6 +61,7 @@ def flops_per_image(step, batch_size: int) -> float:
 
 
 def max_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
     # ru_maxrss is in KiB on Linux, bytes on macOS
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
@@ -73,6 +76,7 @@ def time_window(run, device, steps: int, batch_size: int) -> float:
 
 
 def versions_line() -> str:
+    """One line of versions: python, torch, torchvision, ganlib, and CUDA where available."""
     import torchvision  # only for its version
 
     cuda = f" | CUDA {torch.version.cuda}" if torch.cuda.is_available() else ""
@@ -81,6 +85,7 @@ def versions_line() -> str:
 
 
 def write_section(path, title: str, body: str) -> Path:
+    """Append a ``## title`` section to the Markdown file ``path`` (made, with a heading, if missing)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -92,4 +97,5 @@ def write_section(path, title: str, body: str) -> Path:
 
 
 def command_line(argv) -> str:
+    """The benchmark's command line for ``argv``, shell-quoted."""
     return "python -m ganlib.bench " + " ".join(shlex.quote(a) for a in argv)

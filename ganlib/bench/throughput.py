@@ -29,7 +29,7 @@ def ganlib_config(version: str, batch_size: int, device, compile_mode=None, seed
 
 def ganlib_trainer(version: str, images: torch.Tensor, batch_size: int, device, compile_mode=None, seed: int = 0,
                    cuda_graph: bool = False):
-
+    """A seeded :class:`~ganlib.train.GANTrainer` of version ``"b"`` or ``"c"``: the 28x28 DCGAN on ``images``."""
     seed_everything(seed)
     G = DCGANGenerator(LATENT_DIM, image_size=28, channels=1)
     D = DCGANDiscriminator(image_size=28, channels=1)
@@ -140,6 +140,7 @@ def prepare_version(version: str, args, images, real_mnist: bool, fast=(False, N
 
 
 def format_table(results: list[Result], rate_label: str) -> str:
+    """The results as a Markdown table, with each version's speed relative to (a)."""
     base = {r.version: r.images_per_s for r in results}.get("a")
     lines = ["| version | images/s (median) | vs (a) | peak device memory | FLOPs / image | "
              f"fraction of {rate_label} | settings |",
@@ -166,6 +167,8 @@ def ratios_line(results: list[Result]) -> str:
 
 
 def throughput(args, argv) -> list[Result]:
+    """``python -m ganlib.bench``: build and warm up each version, time them in interleaved windows,
+    print the table (and append it to ``args.out``); returns one :class:`Result` per version."""
     args.device = str(default_device(args.device))
     device = torch.device(args.device)
     if args.threads:

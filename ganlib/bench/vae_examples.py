@@ -49,13 +49,16 @@ class ExamplesVAE(nn.Module):
         self.fc4 = nn.Linear(400, 784)
 
     def encode(self, x):
+        """``(mu, logvar)``, each (N, 20), of flattened images (N, 784)."""
         h1 = F.relu(self.fc1(x))
         return self.fc21(h1), self.fc22(h1)
 
     def decode(self, z):
+        """Pixel probabilities (N, 784) of codes z (N, 20)."""
         return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
 
     def forward(self, x):
+        """``(probabilities (N, 784), mu, logvar)`` of images x in [0, 1], one draw of z each."""
         x = x.view(-1, 784)
         mu, logvar = self.encode(2 * x - 1 if self.signed_input else x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

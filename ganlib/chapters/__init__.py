@@ -38,6 +38,8 @@ One chapter's helpers:
 Shared teaching tools:
   code         a class's or function's installed source, shown on a page (so page and package agree)
   parallel     independent, self-seeding runs in parallel processes (the results commands, small grids)
+  results      the results commands' files: book/results/ (RESULTS_DIR), the provenance record each
+               starts with, their loader, and the command-line pieces the commands share
   selfcheck    answer checks for the exercises, one section per chapter
   plots        image grids, densities with D(x), 2D scatter plots
   figures      figures drawn from code: the GAN schematic (data and gradient flow)

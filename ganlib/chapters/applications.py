@@ -25,11 +25,20 @@ images" (book/applications_image.ipynb).
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
-from .. import metrics
-from ..models import VAE
-from .practice import provenance
+from .. import metrics, pretrained
+from ..classifier import MNISTClassifier, accuracy, classify
+from ..data import load_mnist, random_subset
+from ..env import seed_everything
+from ..likelihood import elbo
+from ..losses import discriminator_loss, generator_loss
+from ..models import VAE, DCGANDiscriminator
+from ..train import VAEConfig, VAETrainer
+from .classic import binarize
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
 
 
 def half_mask(shape=(1, 28, 28), keep: str = "top") -> torch.Tensor:
@@ -118,17 +127,12 @@ def roc_auc(scores_normal: torch.Tensor, scores_anomalous: torch.Tensor) -> floa
 def vae_anomaly_scores(vae: VAE, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """The anomaly score of each image: its negative ELBO under ``vae`` (nats), an upper bound on
     -log p(x). Images unlike the training data should get higher scores."""
-    from ..likelihood import elbo
-
     return -elbo(vae, images, torch.Generator().manual_seed(seed))["elbo"]
 
 
 def train_vae_without(images: torch.Tensor, labels: torch.Tensor, held_out: int, steps: int = 1500,
                       seed: int = 0, latent_dim: int = 16, hidden=(256, 128)) -> VAE:
     """A small MLP VAE trained on every class but ``held_out`` (the anomaly of the chapter's demo)."""
-    from ..env import seed_everything
-    from ..train import VAEConfig, VAETrainer
-
     seed_everything(seed)
     vae = VAE(latent_dim=latent_dim, hidden=hidden)
     config = VAEConfig(steps=steps, batch_size=128, seed=seed, progress=False, log_every=max(steps // 10, 1),
@@ -190,8 +194,6 @@ def conditional_accuracy(generator: torch.nn.Module, classifier: torch.nn.Module
     Returns a tensor of shape (num_classes,). The classifier's own test error bounds how close to 1
     this can be read: it measures whether the generator obeys the label, not image quality.
     """
-    from ..classifier import classify
-
     classes = getattr(generator, "num_classes", 0)
     if not classes:
         raise ValueError("conditional_accuracy needs a conditional generator (num_classes > 0), "
@@ -259,6 +261,12 @@ class Translator(torch.nn.Module):
             torch.nn.Conv2d(width, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The translated images, in (-1, 1).
+
+        Shape:
+            - x: (N, 1, 28, 28), in [-1, 1]
+            - output: (N, 1, 28, 28)
+        """
         out = self.net(x)
         return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + out) if self.residual else torch.tanh(out)
 
@@ -305,10 +313,6 @@ def train_translator(inputs: torch.Tensor, targets: torch.Tensor, steps: int = 5
     translated ones: pix2pix (Isola et al., 2017; L1 + adversarial) and SRGAN's idea (Ledig et al.,
     2017; L2 + adversarial), which push the outputs onto the data.
     """
-    from ..env import seed_everything
-    from ..losses import discriminator_loss, generator_loss
-    from ..models import DCGANDiscriminator
-
     if inputs.shape != targets.shape or inputs.shape[1:] != (1, 28, 28):
         raise ValueError(f"inputs and targets must both be (N, 1, 28, 28); got {tuple(inputs.shape)} and {tuple(targets.shape)}")
     if reconstruction not in ("l1", "l2"):
@@ -352,9 +356,6 @@ def augmentation_run(train_images: torch.Tensor, train_labels: torch.Tensor, tes
                      n_labelled: int = 100, steps: int = 300, seed: int = 0, batch_size: int = 64) -> float:
     """Test accuracy of ganlib's digit classifier trained on ``n_labelled`` real digits (10 per class
     for 100), plus the labelled ``generated`` images (e.g. a conditional GAN's) when given."""
-    from ..classifier import MNISTClassifier, accuracy
-    from ..env import seed_everything
-
     g = torch.Generator().manual_seed(seed)
     per_class = n_labelled // 10
     picks = torch.cat([torch.nonzero(train_labels == c).squeeze(1)[torch.randperm(int((train_labels == c).sum()),
@@ -383,11 +384,6 @@ def augmentation_study(seeds=(0, 1, 2, 3, 4), n_labelled: int = 100, n_generated
                        steps: int = 300, log=print) -> dict:
     """Test accuracy (all 10k test digits) from ``n_labelled`` real digits, without and with
     ``n_generated`` samples of the shipped conditional DCGAN, over ``seeds``."""
-    import time
-
-    from .. import pretrained
-    from ..data import load_mnist
-
     start = time.perf_counter()
     train, train_labels = load_mnist("train")
     test, test_labels = load_mnist("test")
@@ -411,11 +407,6 @@ def anomaly_study(held_out_classes=tuple(range(10)), steps: int = 5000, n_train:
                   log=print) -> dict:
     """ROC AUC of the negative-ELBO anomaly score, one small VAE per held-out digit class, on the
     binarised test set (the held-out class against the other nine)."""
-    import time
-
-    from ..data import load_mnist, random_subset
-    from .classic import binarize
-
     start = time.perf_counter()
     train, train_labels = load_mnist("train")
     test, test_labels = load_mnist("test")
@@ -436,43 +427,31 @@ def anomaly_study(held_out_classes=tuple(range(10)), steps: int = 5000, n_train:
 
 AUGMENTATION_COMMAND = "python -m ganlib.chapters.applications augment --seeds 5"
 ANOMALY_COMMAND = "python -m ganlib.chapters.applications anomaly --steps 5000"
+AUGMENTATION_PATH = RESULTS_DIR / "applications_augmentation.json"
+ANOMALY_PATH = RESULTS_DIR / "applications_anomaly.json"
 
 
 def load_augmentation(path=None) -> dict:
     """The committed augmentation results (``book/results/applications_augmentation.json``)."""
-    from .practice import RESULTS_DIR, load_results
-
-    return load_results(path or RESULTS_DIR / "applications_augmentation.json", AUGMENTATION_COMMAND)
+    return load_results(path or AUGMENTATION_PATH, AUGMENTATION_COMMAND)
 
 
 def load_anomaly(path=None) -> dict:
     """The committed anomaly results (``book/results/applications_anomaly.json``)."""
-    from .practice import RESULTS_DIR, load_results
-
-    return load_results(path or RESULTS_DIR / "applications_anomaly.json", ANOMALY_COMMAND)
+    return load_results(path or ANOMALY_PATH, ANOMALY_COMMAND)
 
 
 def main(argv=None) -> None:
-    import argparse
-    import json
-    from pathlib import Path
-
-    from .practice import RESULTS_DIR
-
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.applications")
-    sub = parser.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("augment", help="100 labels with and without cGAN samples (book/results/applications_augmentation.json)")
-    a.add_argument("--seeds", type=int, default=5)
-    a.add_argument("--out", default=str(RESULTS_DIR / "applications_augmentation.json"))
-    n = sub.add_parser("anomaly", help="VAE anomaly scores, each digit held out (book/results/applications_anomaly.json)")
-    n.add_argument("--steps", type=int, default=5000)
-    n.add_argument("--out", default=str(RESULTS_DIR / "applications_anomaly.json"))
+    """``python -m ganlib.chapters.applications augment | anomaly``: write a results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.applications")
+    add_command(sub, "augment", "100 labels with and without cGAN samples (book/results/applications_augmentation.json)",
+                AUGMENTATION_PATH, seeds=5)
+    add_command(sub, "anomaly", "VAE anomaly scores, each digit held out (book/results/applications_anomaly.json)",
+                ANOMALY_PATH, steps=5000)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     result = augmentation_study(tuple(range(args.seeds))) if args.command == "augment" else anomaly_study(steps=args.steps)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {save_results(result, args.out)}")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,7 @@
 """
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import pretrained
+from ..classifier import classify, load_mnist_classifier
 from ..data import load_mnist, random_subset
 from ..env import seed_everything
-from ..losses import r1_penalty
+from ..losses import discriminator_loss, generator_loss, r1_penalty
 from ..models import DCGANDiscriminator, DCGANGenerator
+from ..train import GANConfig, GANTrainer
+from .experiments import DATASETS, Setup, train_toy_gan
+from .parallel import map_jobs
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 DCGAN_FAILURE_PATH = RESULTS_DIR / "dcgan_failure.json"
 DCGAN_FAILURE_COMMAND = "python -m ganlib.chapters.challenges dcgan-failure"
 
@@ -150,9 +154,6 @@ def dcgan_failure(iterations: int = 200, seed: int = 0, fixes=tuple(DCGAN_FIXES)
                   command: str = DCGAN_FAILURE_COMMAND) -> dict:
     """Every entry of :data:`DCGAN_FIXES` for ``iterations`` iterations, with provenance; ``workers``
     parallel processes give the same numbers as one."""
-    from .parallel import map_jobs
-    from .practice import provenance
-
     start = time.perf_counter()
     runs = dict(map_jobs(_failure_job, [(name, iterations, seed) for name in fixes], workers))
     return {**provenance(command, start), "iterations": iterations, "seed": seed, "example": EXAMPLE_DEFAULTS,
@@ -160,8 +161,7 @@ def dcgan_failure(iterations: int = 200, seed: int = 0, fixes=tuple(DCGAN_FIXES)
 
 
 def load_dcgan_failure(path: Path = DCGAN_FAILURE_PATH) -> dict:
-    from .practice import load_results
-
+    """The committed :func:`dcgan_failure` results, or an error that names the command that writes them."""
     return load_results(path, DCGAN_FAILURE_COMMAND)
 
 
@@ -170,8 +170,6 @@ def load_dcgan_failure(path: Path = DCGAN_FAILURE_PATH) -> dict:
 
 def _toy_job(job) -> tuple[float, float]:
     """One toy run: ``(config, dataset, seed, setup)`` -> (modes captured, high-quality %)."""
-    from .experiments import train_toy_gan
-
     config, dataset, seed, setup = job
     _, cov = train_toy_gan(config, dataset, seed, setup)
     return cov.modes_captured, 100 * cov.high_quality_fraction
@@ -179,8 +177,6 @@ def _toy_job(job) -> tuple[float, float]:
 
 def _mean_over_seeds(jobs: list, seeds, workers: int) -> list[tuple[float, float]]:
     """Mean (modes, hq) of each consecutive block of ``len(seeds)`` jobs."""
-    from .parallel import map_jobs
-
     results = list(map_jobs(_toy_job, jobs, workers))
     n = len(seeds)
     return [tuple(sum(r[k] for r in results[i:i + n]) / n for k in range(2)) for i in range(0, len(results), n)]
@@ -195,10 +191,6 @@ def toy_grid(lr_ratios=(0.25, 1.0, 4.0), beta1s=(0.0, 0.5, 0.9), dataset: str = 
     for the high-quality percentage, "n_modes": K, ...}``. ``workers`` parallel processes give the
     same numbers as one.
     """
-    import dataclasses
-
-    from .experiments import DATASETS, Setup
-
     setup = dataclasses.replace(Setup(), steps=steps, lr=lr_g)
     cells = [(ratio, beta1) for ratio in lr_ratios for beta1 in beta1s]
     jobs = [({"loss": "nonsaturating", "lr_d_ratio": ratio, "betas": (beta1, 0.999)}, dataset, seed, setup)
@@ -217,10 +209,6 @@ def width_study(widths: dict = WIDTHS, dataset: str = "ring", seeds=(0,), steps:
                 workers: int = 1) -> dict:
     """Modes captured and high-quality % for each entry of ``widths`` (the same hidden sizes for G
     and D), the losses chapter's non-saturating setup otherwise: ``{name: (modes, hq)}``."""
-    import dataclasses
-
-    from .experiments import Setup
-
     jobs = [("nonsaturating", dataset, seed,
              dataclasses.replace(Setup(), steps=steps, lr=lr, g_hidden=hidden, d_hidden=hidden))
             for hidden in widths.values() for seed in seeds]
@@ -234,8 +222,6 @@ HYPERPARAMETERS_COMMAND = "python -m ganlib.chapters.challenges hyperparameters"
 def hyperparameter_study(steps: int = 3000, seeds=(0, 1, 2), workers: int = 1,
                          command: str = HYPERPARAMETERS_COMMAND) -> dict:
     """:func:`toy_grid` and :func:`width_study` at the full budget, with provenance."""
-    from .practice import provenance
-
     start = time.perf_counter()
     grid = toy_grid(seeds=seeds, steps=steps, workers=workers)
     widths = width_study(seeds=seeds, steps=steps, workers=workers)
@@ -245,8 +231,7 @@ def hyperparameter_study(steps: int = 3000, seeds=(0, 1, 2), workers: int = 1,
 
 
 def load_hyperparameters(path: Path = HYPERPARAMETERS_PATH) -> dict:
-    from .practice import load_results
-
+    """The committed :func:`hyperparameter_study` results, or an error that names the command that writes them."""
     return load_results(path, HYPERPARAMETERS_COMMAND)
 
 
@@ -256,8 +241,6 @@ def load_hyperparameters(path: Path = HYPERPARAMETERS_PATH) -> dict:
 @torch.no_grad()
 def label_histogram(generator: nn.Module, n: int = 1000, seed: int = 0, classifier=None) -> torch.Tensor:
     """How many of ``n`` samples the book's MNIST classifier calls each digit: a tensor of 10 counts."""
-    from ..classifier import classify, load_mnist_classifier
-
     z = torch.randn(n, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
     was_training = generator.training
     images = generator.eval()(z)
@@ -277,9 +260,6 @@ def collapsed_mnist_run(g_steps: int = 200, d_warmup: int = 100, update_d: bool 
     Algorithm 1. Returns ``histograms`` (label counts of 1,000 samples before and after), the
     generator and the last step's ``d_fake``.
     """
-    from .. import pretrained
-    from ..losses import discriminator_loss, generator_loss
-
     gen = seed_everything(seed)
     G = pretrained.load("dcgan-mnist").train()
     D = DCGANDiscriminator(28, 1, 32)
@@ -328,6 +308,12 @@ class RandomTranslate(nn.Module):
         self.shift = shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Each image shifted by its own random (dx, dy) in [-shift, shift]; emptied pixels are -1.
+
+        Shape:
+            - x: (N, C, H, W)
+            - output: (N, C, H, W)
+        """
         if not self.training or self.shift == 0:
             return x
         n, _, h, w = x.shape
@@ -372,8 +358,6 @@ def small_data_run(n_train: int = 256, steps: int = 1500, fix: dict | None = Non
     so its eval-mode calls equal its training-mode calls. Returns the :class:`RealAccuracy` rows
     and the generator.
     """
-    from ..train import GANConfig, GANTrainer
-
     fix = dict(fix or {})
     images = load_mnist("train", download=False)[0]
     order = random_subset(len(images), n_train + n_held_out, seed=seed)
@@ -397,8 +381,6 @@ SMALL_DATA_COMMAND = "python -m ganlib.chapters.challenges small-data"
 def small_data_study(n_train: int = 256, steps: int = 4000, seed: int = 0, every: int = 200,
                      command: str = SMALL_DATA_COMMAND) -> dict:
     """:func:`small_data_run` for every entry of :data:`SMALL_DATA_FIXES`, with provenance."""
-    from .practice import provenance
-
     start = time.perf_counter()
     runs = {}
     for name, fix in SMALL_DATA_FIXES.items():
@@ -412,8 +394,7 @@ def small_data_study(n_train: int = 256, steps: int = 4000, seed: int = 0, every
 
 
 def load_small_data(path: Path = SMALL_DATA_PATH) -> dict:
-    from .practice import load_results
-
+    """The committed :func:`small_data_study` results, or an error that names the command that writes them."""
     return load_results(path, SMALL_DATA_COMMAND)
 
 
@@ -447,6 +428,12 @@ class ResizeConvGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1].
+
+        Shape:
+            - z: (N, latent_dim)
+            - output: (N, 1, 28, 28)
+        """
         return self.net(z[:, :, None, None])
 
 
@@ -468,24 +455,17 @@ def checkerboard_score(images: torch.Tensor) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.challenges", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    df = sub.add_parser("dcgan-failure", help="PyTorch's DCGAN example on 64x64 MNIST, and one fix at a time")
-    df.add_argument("--iterations", type=int, default=200)
-    df.add_argument("--seed", type=int, default=0)
-    df.add_argument("--workers", type=int, default=1, help="runs in parallel processes (same numbers as one)")
-    df.add_argument("--out", default=str(DCGAN_FAILURE_PATH))
-    sd = sub.add_parser("small-data", help="a DCGAN on a few hundred MNIST images: D's accuracy on held-out reals")
-    sd.add_argument("--n-train", type=int, default=256)
-    sd.add_argument("--steps", type=int, default=4000)
-    sd.add_argument("--seed", type=int, default=0)
-    sd.add_argument("--out", default=str(SMALL_DATA_PATH))
-    hp = sub.add_parser("hyperparameters", help="the lr ratio x Adam beta1 grid and the width study, 2D ring")
-    hp.add_argument("--steps", type=int, default=3000)
+    """``python -m ganlib.chapters.challenges dcgan-failure | small-data | hyperparameters``: write a results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.challenges", __doc__)
+    df = add_command(sub, "dcgan-failure", "PyTorch's DCGAN example on 64x64 MNIST, and one fix at a time",
+                     DCGAN_FAILURE_PATH, iterations=200, seed=0)
+    sd = add_command(sub, "small-data", "a DCGAN on a few hundred MNIST images: D's accuracy on held-out reals",
+                     SMALL_DATA_PATH, n_train=256, steps=4000, seed=0)
+    hp = add_command(sub, "hyperparameters", "the lr ratio x Adam beta1 grid and the width study, 2D ring",
+                     HYPERPARAMETERS_PATH, steps=3000)
     hp.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per cell")
-    hp.add_argument("--workers", type=int, default=1, help="runs in parallel processes (same numbers as one)")
-    hp.add_argument("--out", default=str(HYPERPARAMETERS_PATH))
+    for p in (df, hp):
+        p.add_argument("--workers", type=int, default=1, help="runs in parallel processes (same numbers as one)")
     for p in (df, sd, hp):
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (per worker)")
     args = parser.parse_args(argv)
@@ -497,7 +477,7 @@ def main(argv=None) -> None:
         result = hyperparameter_study(args.steps, tuple(range(args.seeds)), args.workers, command=command)
     else:
         result = dcgan_failure(args.iterations, args.seed, workers=args.workers, command=command)
-    Path(args.out).write_text(json.dumps(result, separators=(",", ":")) + "\n")  # compact: per-step lists
+    save_results(result, args.out, compact=True)  # compact: per-step lists
     print(f"wrote {args.out} in {result['wall_time_s'] / 60:.1f} min")
 
 

@@ -149,12 +149,14 @@ class BernoulliPixels(_PixelModel):
         self.probs: torch.Tensor | None = None
 
     def fit(self, x: torch.Tensor) -> "BernoulliPixels":
+        """Estimate the pixel probabilities from binary images ``x`` (N, ...) in {0, 1}; returns self."""
         flat = self._remember_shape(x)
         _check_binary(flat, "BernoulliPixels")
         self.probs = (flat.sum(0) + self.alpha) / (len(flat) + 2 * self.alpha)
         return self
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) per image, in nats, shape (N,); ``x`` binary, of the fitted image shape."""
         flat = self._check_fitted(x)
         _check_binary(flat, "BernoulliPixels")
         if bool(((self.probs > 0) & (self.probs < 1)).all()):
@@ -166,12 +168,14 @@ class BernoulliPixels(_PixelModel):
         return (torch.xlogy(flat, self.probs) + torch.xlogy(1 - flat, 1 - self.probs)).sum(1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` binary images (values 0.0 and 1.0), shape (n, *the fitted image shape)."""
         self._check_fitted()
         u = _random(torch.rand, (n, self.probs.numel()), generator, self.probs.device)
         return self._unflatten((u < self.probs).float())
 
     @property
     def num_parameters(self) -> int:
+        """D, one probability per pixel."""
         return self.probs.numel()
 
 
@@ -210,6 +214,8 @@ class GaussianPixels(_PixelModel):
         self.mean: torch.Tensor | None = None
 
     def fit(self, x: torch.Tensor) -> "GaussianPixels":
+        """Estimate the mean and the (full or low-rank) covariance from continuous images ``x``
+        (N, ...), in float64; returns self."""
         flat = self._remember_shape(x).double()  # float64: covariances of 784 pixels lose digits
         n, d = flat.shape
         if self.rank is not None and self.rank >= d:
@@ -253,11 +259,13 @@ class GaussianPixels(_PixelModel):
         return torch.distributions.LowRankMultivariateNormal(self.mean, self.cov_factor, diag)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log density per image, in nats, shape (N,) (float32, computed in float64)."""
         flat = self._check_fitted(x).double()
         return self.distribution().log_prob(flat).float()
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Samples :math:`\\mu + L z` (full) or :math:`\\mu + W z + \\sigma \\epsilon` (low rank)."""
+        """``n`` samples :math:`\\mu + L z` (full) or :math:`\\mu + W z + \\sigma \\epsilon` (low rank),
+        shape (n, *the fitted image shape), float32."""
         self._check_fitted()
         d = self.mean.numel()
         def randn(*shape):
@@ -271,6 +279,7 @@ class GaussianPixels(_PixelModel):
 
     @property
     def num_parameters(self) -> int:
+        """D + D(D+1)/2 (mean and full covariance), or D + Dk + 1 (probabilistic PCA)."""
         d = self.mean.numel()
         return d + d * (d + 1) // 2 if self.rank is None else d + d * self.rank + 1
 
@@ -315,6 +324,8 @@ class MarkovPixels(_PixelModel):
         return F.linear(_flat(x), self.weight * self.mask, self.bias)
 
     def fit(self, x: torch.Tensor) -> "MarkovPixels":
+        """Fit the conditionals to binary images ``x``, shape (N, 1, H, W) or (N, H, W) (or (N, D) with
+        ``radius=None``), values in {0, 1}; records the mean NLL per step in ``history``; returns self."""
         flat = self._remember_shape(x)
         _check_binary(flat, "MarkovPixels")
         n, d = flat.shape
@@ -350,12 +361,14 @@ class MarkovPixels(_PixelModel):
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) = sum_i log p(x_i | x_c(i)) per image, in nats, shape (N,); ``x`` binary."""
         flat = self._check_fitted(x)
         _check_binary(flat, "MarkovPixels")
         return -F.binary_cross_entropy_with_logits(self.conditional_logits(flat), flat, reduction="none").sum(1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` binary images drawn pixel by pixel in raster order, shape (n, *the fitted image shape)."""
         self._check_fitted()
         d = self.bias.numel()
         u = _random(torch.rand, (n, d), generator, self.bias.device)
@@ -367,6 +380,7 @@ class MarkovPixels(_PixelModel):
 
     @property
     def num_parameters(self) -> int:
+        """The weights the mask allows plus one bias per pixel."""
         return int(self.mask.sum().item()) + self.bias.numel()
 
 
@@ -387,6 +401,7 @@ class GenerativeClassifier:
         self.models: list = []
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> "GenerativeClassifier":
+        """Fit one model per class of the labels ``y`` (N,) on its images of ``x`` (N, ...); returns self."""
         classes = torch.unique(y)
         if len(classes) < 2:
             raise ValueError(f"need at least two classes to classify, got labels {classes.tolist()}")
@@ -403,6 +418,7 @@ class GenerativeClassifier:
         return torch.stack([m.log_prob(x) for m in self.models], 1) + self.log_prior.to(x.device)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable class of each image, shape (N,)."""
         return self.classes.to(x.device)[self.log_joint(x).argmax(1)]
 
 
@@ -418,6 +434,8 @@ class SoftmaxRegression:
         self.linear: torch.nn.Linear | None = None
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, seed: int = 0) -> "SoftmaxRegression":
+        """Fit V and c to images ``x`` (N, ...) and labels ``y`` (N,); ``seed`` sets the initial
+        weights; returns self."""
         flat = _flat(x)
         self.classes = torch.unique(y)
         target = torch.searchsorted(self.classes.to(y.device), y)
@@ -434,6 +452,7 @@ class SoftmaxRegression:
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable class of each image, shape (N,)."""
         if self.linear is None:
             raise RuntimeError("SoftmaxRegression is not fitted yet; call .fit(images, labels) first.")
         return self.classes.to(x.device)[self.linear(_flat(x)).argmax(1)]

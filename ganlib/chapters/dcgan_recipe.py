@@ -1,6 +1,6 @@
 """Choosing the MNIST DCGAN's layout by measurement: the study behind the shipped ``dcgan-mnist``.
 
-Each arm is a set of ``python -m ganlib train`` options (:data:`ARMS`) that changes the layout of
+Each arm is a set of run spec fields (:data:`ARMS`, see :class:`ganlib.spec.RunSpec`) that changes the layout of
 the 28x28 DCGAN and nothing else; every arm trains for the same number of steps, with the same
 loss, optimiser, batch size and EMA, over several seeds. Each run is scored on the book's MNIST
 metrics (10,000 samples of the EMA generator against the 10,000 test digits, ganlib's classifier
@@ -21,34 +21,48 @@ from pathlib import Path
 
 import torch
 
+from ..classifier import classify, load_mnist_classifier
+from ..metrics import mnist_metrics
+from ..pretrained import generate
+from ..spec import RunSpec, flag
 from .parallel import map_jobs
-from .practice import RESULTS_DIR, load_results, provenance
+from .results import RESULTS_DIR, load_results, provenance
 
 RECIPE_PATH = RESULTS_DIR / "dcgan_recipe.json"
 COMMAND = "python -m ganlib.chapters.dcgan_recipe ablation"
-#: what every arm shares (the shipped recipe's training options, without its length and seed)
-COMMON = ["--dataset", "mnist", "--model", "dcgan", "--batch-size", "64", "--ema-decay", "0.999"]
-#: arm -> its layout options. G's width is the channels at 14x14 (twice that at 7x7); D's at 14x14.
-ARMS: dict[str, list[str]] = {
-    "width 32 (before)": ["--base-width", "32"],
-    "width 64 (ganlib's default)": ["--base-width", "64"],
-    "G x4": ["--g-width", "128", "--d-width", "32"],
-    "D x2": ["--g-width", "32", "--d-width", "64"],
+#: what every arm shares: the shipped recipe's run spec fields and EMA, without the layout, length and seed
+COMMON = {"dataset": "mnist", "model": "dcgan", "batch_size": 64}
+STEERING = {"ema_decay": 0.999}
+#: arm -> its layout (RunSpec fields). G's width is the channels at 14x14 (twice that at 7x7); D's at 14x14.
+ARMS: dict[str, dict[str, int]] = {
+    "width 32 (before)": {"base_width": 32},
+    "width 64 (ganlib's default)": {"base_width": 64},
+    "G x4": {"g_width": 128, "d_width": 32},
+    "D x2": {"g_width": 32, "d_width": 64},
     # also the TensorFlow DCGAN tutorial's widths: 256 channels at 7x7 in G, D 64 -> 128
-    "G x4, D x2": ["--g-width", "128", "--d-width", "64"],
+    "G x4, D x2": {"g_width": 128, "d_width": 64},
     # Radford et al.'s and InfoGAN's MNIST layout: FC 1024 -> 7x7x128 -> 64 -> 1; D 64 -> 128 -> FC 1024
-    "FC layout (Radford/InfoGAN)": ["--base-width", "64", "--g-fc", "1024", "--d-fc", "1024"],
+    "FC layout (Radford/InfoGAN)": {"base_width": 64, "g_fc": 1024, "d_fc": 1024},
     # the same layout at half the widths: a generator of a few MB, at a third of the CPU time
-    "FC layout, half width": ["--base-width", "32", "--g-fc", "512", "--d-fc", "512"],
+    "FC layout, half width": {"base_width": 32, "g_fc": 512, "d_fc": 512},
     # the half-width generator (the size that ships) against the full-width discriminator (not shipped)
-    "FC layout, half-width G, full-width D": ["--g-width", "32", "--g-fc", "512", "--d-width", "64", "--d-fc", "1024"],
+    "FC layout, half-width G, full-width D": {"g_width": 32, "g_fc": 512, "d_width": 64, "d_fc": 1024},
 }
 UNRECOGNISABLE_BELOW = 0.9  # top classifier probability under this: a reader cannot tell the digit
 
 
-def train_argv(arm: str, steps: int, seed: int) -> list[str]:
-    """The ``python -m ganlib train`` options of one run (without ``--out``)."""
-    return COMMON + ARMS[arm] + ["--steps", str(steps), "--seed", str(seed)]
+def as_options(fields: dict) -> list[str]:
+    """``{"g_fc": 512}`` -> ``["--g-fc", "512"]``: fields as ``python -m ganlib train`` options."""
+    return [token for name, value in fields.items() for token in (flag(name), str(value))]
+
+
+#: the common part as command-line options (recorded in the results file)
+COMMON_OPTIONS = as_options({**COMMON, **STEERING})
+
+
+def arm_spec(arm: str, seed: int = 0) -> RunSpec:
+    """The run spec of one arm at one seed."""
+    return RunSpec(**COMMON, **ARMS[arm], seed=seed)
 
 
 def unrecognisable_share(probabilities: torch.Tensor, below: float = UNRECOGNISABLE_BELOW) -> float:
@@ -65,10 +79,6 @@ def unrecognisable_share(probabilities: torch.Tensor, below: float = UNRECOGNISA
 
 def score(generator: torch.nn.Module) -> dict:
     """The book's MNIST metrics of a generator, plus the unrecognisable share (10k seeded samples)."""
-    from ..classifier import classify, load_mnist_classifier
-    from ..metrics import mnist_metrics
-    from ..pretrained import generate
-
     images, _ = generate(generator)
     classifier = load_mnist_classifier()
     m = mnist_metrics(images, classifier=classifier)
@@ -81,17 +91,13 @@ def score(generator: torch.nn.Module) -> dict:
 
 def run_arm(job: tuple[str, int, int]) -> dict:
     """Train one (arm, steps, seed) and score it; the row of the results file."""
-    from ..__main__ import build_trainer, parse_args
-
     arm, steps, seed = job
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(parse_args(["train", *train_argv(arm, steps, seed), "--out", tmp,
-                                            "--no-progress", "--log-every", "10"]))
-        start = time.process_time()
-        history = trainer.fit()
-        cpu_seconds = time.process_time() - start
+    trainer = arm_spec(arm, seed).build_trainer({"steps": steps, **STEERING, "progress": False, "log_every": 10})
+    start = time.process_time()
+    history = trainer.fit()
+    cpu_seconds = time.process_time() - start
     tail = max(1, len(history["d_real"]) // 10)  # the last 10% of the logged steps
-    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": ARMS[arm],
+    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": as_options(ARMS[arm]),
            "g_parameters": sum(p.numel() for p in trainer.generator.parameters()),
            "d_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
            "cpu_s_per_1000_steps": round(1000 * cpu_seconds / trainer.step, 1),
@@ -135,7 +141,7 @@ def ablation(steps: int, seeds: list[int], arms: list[str], workers: int = 1) ->
     command = f"{COMMAND} --steps {steps} --seeds {' '.join(map(str, seeds))} --workers {workers}"
     if list(arms) != list(ARMS):
         command += " --arms " + " ".join(f"'{a}'" for a in arms)
-    return {**provenance(command, start), "steps": steps, "common_options": COMMON,
+    return {**provenance(command, start), "steps": steps, "common_options": COMMON_OPTIONS,
             "eval": "10,000 EMA samples (seed 2024) against the 10,000 MNIST test digits, ganlib classifier features; "
                     f"unrecognisable: top probability < {UNRECOGNISABLE_BELOW}",
             "rows": rows, "summary": summarise(rows)}
@@ -161,6 +167,7 @@ def load_recipe(path: Path = RECIPE_PATH) -> dict:
 
 
 def main(argv=None) -> None:
+    """``python -m ganlib.chapters.dcgan_recipe ablation``: run the study, combine with earlier rows, write."""
     parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.dcgan_recipe")
     sub = parser.add_subparsers(dest="command", required=True)
     a = sub.add_parser("ablation", help="train every layout arm over seeds (writes book/results/dcgan_recipe.json)")

@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -25,8 +24,11 @@ import torch.nn.functional as F
 
 from .. import metrics, pretrained
 from ..classifier import classify, load_mnist_classifier
-from ..data import load_mnist, random_subset
-from .practice import RESULTS_DIR, load_results, provenance
+from ..data import gaussian_ring, load_mnist, random_subset
+from ..likelihood import iwae_log_likelihood
+from .classic import BernoulliPixels, GaussianPixels, MarkovPixels, binarize, dequantize, mean_log_likelihood
+from .experiments import Setup, train_toy_gan
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
 
 CALIBRATION_PATH = RESULTS_DIR / "mnist_fid_calibration.json"
 CALIBRATION_COMMAND = "python -m ganlib.chapters.evaluation calibrate"
@@ -329,9 +331,6 @@ def discriminator_as_judge(steps: int = 1500, seed: int = 0, n: int = 2000) -> d
     generator (every sample exactly on one mode: perfect samples, one eighth of the variety);
     points on a ring of radius 2 (nothing like the data); and N(0, I) noise.
     """
-    from ..data import gaussian_ring
-    from .experiments import Setup, train_toy_gan
-
     setup = Setup(steps=steps, seeds=(seed,), configs=("nonsaturating",))
     trainer, coverage = train_toy_gan("nonsaturating", "ring", seed, setup)
     ring = gaussian_ring()
@@ -417,9 +416,6 @@ def extrapolate(sizes, fids) -> tuple[float, float]:
 def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int = 100, log=print) -> dict:
     """Every model of the book scored on one table (``rank``): 10k samples each against the 10k test
     images, memorisation against the 60k training images, likelihood where the model has one."""
-    from ..likelihood import iwae_log_likelihood
-    from .classic import BernoulliPixels, GaussianPixels, MarkovPixels, binarize, dequantize, mean_log_likelihood
-
     start = time.perf_counter()
     test, _ = load_mnist("test")
     train, _ = load_mnist("train")
@@ -476,32 +472,29 @@ def ranking(seed: int = 0, n: int = 10_000, markov_steps: int = 5000, vae_k: int
 
 
 def load_calibration(path: Path = CALIBRATION_PATH) -> dict:
+    """The committed :func:`calibration` results, or an error that names the command that writes them."""
     return load_results(path, CALIBRATION_COMMAND)
 
 
 def load_validation(path: Path = VALIDATION_PATH) -> dict:
+    """The committed :func:`validation` results, or an error that names the command that writes them."""
     return load_results(path, VALIDATION_COMMAND)
 
 
 def load_ranking(path: Path = RANKING_PATH) -> dict:
+    """The committed :func:`ranking` results, or an error that names the command that writes them."""
     return load_results(path, RANKING_COMMAND)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.evaluation")
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("calibrate", help="the MNIST FID of spoiled real digits (writes book/results/mnist_fid_calibration.json)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", default=str(CALIBRATION_PATH))
-    v = sub.add_parser("validate", help="controlled failures, the test set's order, FID against N "
-                                        "(writes book/results/evaluation_validation.json)")
-    v.add_argument("--n", type=int, default=2000)
-    v.add_argument("--n-reference", type=int, default=5000)
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--out", default=str(VALIDATION_PATH))
-    r = sub.add_parser("rank", help="every model of the book on one table (writes book/results/evaluation_ranking.json)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default=str(RANKING_PATH))
+    """``python -m ganlib.chapters.evaluation calibrate | validate | rank``: write a results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.evaluation")
+    add_command(sub, "calibrate", "the MNIST FID of spoiled real digits (writes book/results/mnist_fid_calibration.json)",
+                CALIBRATION_PATH, seed=0)
+    add_command(sub, "validate", "controlled failures, the test set's order, FID against N "
+                "(writes book/results/evaluation_validation.json)", VALIDATION_PATH, n=2000, n_reference=5000, seed=0)
+    add_command(sub, "rank", "every model of the book on one table (writes book/results/evaluation_ranking.json)",
+                RANKING_PATH, seed=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "calibrate":
@@ -510,9 +503,7 @@ def main(argv=None) -> None:
         result = validation(args.n, args.n_reference, args.seed)
     else:
         result = ranking(args.seed)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {save_results(result, args.out)}")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ and :func:`markov_chain_fit`.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import platform
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +30,6 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
 from ..data import Gaussian1D, gaussian_grid, gaussian_ring
 from ..env import seed_everything
 from ..losses import discriminator_loss, gradient_penalty
@@ -40,8 +37,12 @@ from ..metrics import mode_coverage
 from ..models import MLPDiscriminator, MLPGenerator
 from ..train import GANConfig, GANTrainer, LinearLRDecay
 from .pacgan import PackedDiscriminator
+from . import results
+from .parallel import map_jobs
+from .results import RESULTS_DIR, command_parser, provenance, save_results, versions
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
+MODE_COLLAPSE_PATH = RESULTS_DIR / "mode_collapse_full.json"
+MODE_COLLAPSE_COMMAND = "python -m ganlib.chapters.experiments mode-collapse --profile full"
 
 # ----------------------------------------------------------------------------- published figures
 
@@ -181,10 +182,6 @@ def run_mode_collapse(setup: Setup, log=print, keep_samples: bool = False, worke
     each with this process's torch thread count; every run seeds itself, so the rows are the same as
     with one worker.
     """
-    import functools
-
-    from .parallel import map_jobs
-
     jobs = [(name, dataset, seed) for dataset in setup.datasets for name in setup.configs for seed in setup.seeds]
     if workers > 1 and keep_samples:
         raise ValueError("keep_samples needs workers=1 (the samples stay in this process)")
@@ -295,6 +292,7 @@ class SGDGANTrainer(GANTrainer):
     """
 
     def adam(self, params, lr: float, betas) -> torch.optim.SGD:
+        """Plain SGD at the trainer's learning rate for ``lr``; ``betas`` is ignored."""
         return torch.optim.SGD(params, lr=self.learning_rate(lr))
 
 
@@ -463,28 +461,16 @@ def markov_chain_fit(sign: float = 1.0, steps: int = 200, length: int = 2000, se
 # ----------------------------------------------------------------------------- results files
 
 
-def environment() -> dict:
-    import numpy
-    import scipy  # only for its version, in the results' provenance
-
-    return {"device": f"cpu ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}",
-            "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "ganlib": __version__, "platform": platform.platform()}
-
-
 def write_results(path: Path, setup: Setup, rows: list[dict], seconds: float, command: str) -> dict:
     """Write the JSON results file and a Markdown twin beside it; returns the JSON content."""
     summary = summarize(rows)
-    result = {
-        "experiment": "mode-collapse", "command": command,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "run_time_seconds": round(seconds, 1), "environment": environment(),
+    result = {  # this file's own layout: the run time and a versions dict follow the date
+        "experiment": "mode-collapse", **provenance(command, machine={}, date_format="%Y-%m-%d %H:%M:%S UTC"),
+        "run_time_seconds": round(seconds, 1), "environment": versions(),
         "setup": dataclasses.asdict(setup), "configs": {k: CONFIGS[k] for k in setup.configs},
         "summary": summary, "goal": GOAL, "goal_check": goal_check(summary), "runs": rows,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1) + "\n")
+    path = save_results(result, path)
     md = [f"# Mode-collapse experiment ({path.stem})", "",
           f"- command: `{command}`", f"- date: {result['date']}",
           f"- run time: {seconds / 60:.1f} min", f"- environment: {result['environment']}",
@@ -495,19 +481,21 @@ def write_results(path: Path, setup: Setup, rows: list[dict], seconds: float, co
     return result
 
 
-def load_results(path: str | Path | None = None) -> dict:
-    """Read a results file written by :func:`write_results` (default: the full profile's)."""
-    path = Path(path) if path is not None else RESULTS_DIR / "mode_collapse_full.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; create it with "
-                                "`python -m ganlib.chapters.experiments mode-collapse --profile full`")
-    return json.loads(path.read_text())
+def load_mode_collapse(path: str | Path | None = None) -> dict:
+    """Read a results file written by :func:`write_results` (default: the full profile's,
+    :data:`MODE_COLLAPSE_PATH`), or an error that names the command that writes it."""
+    return results.load_results(MODE_COLLAPSE_PATH if path is None else path, MODE_COLLAPSE_COMMAND)
+
+
+#: the name the chapters call :func:`load_mode_collapse` by (``experiments.load_results(path)``); the
+#: loader of every other results file is :func:`ganlib.chapters.results.load_results`
+load_results = load_mode_collapse
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.experiments", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    """``python -m ganlib.chapters.experiments mode-collapse [--profile P] ...``: write a results file
+    and its Markdown twin."""
+    parser, sub = command_parser("python -m ganlib.chapters.experiments", __doc__)
     mc = sub.add_parser("mode-collapse", help="train every configuration on the ring and grid, over seeds")
     mc.add_argument("--profile", choices=sorted(PROFILES), default="full")
     mc.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the profile's)")

@@ -16,9 +16,10 @@ import torch.nn.functional as F
 
 from ..data import DeviceLoader, gaussian_ring
 from ..env import seed_everything
-from ..losses import discriminator_loss
+from ..losses import discriminator_loss, gaussian_kl
 from ..metrics import mode_coverage
 from ..models import MLPDiscriminator, MLPGenerator
+from ..train import GANConfig, GANTrainer
 
 
 def _toy_pair(seed: int = 0):
@@ -94,8 +95,6 @@ def loss_curve_run(steps: int = 2000, every: int = 100, seed: int = 0, lr: float
     ``loss_d``, ``loss_g``, ``d_real``, ``d_fake`` and ``modes`` (modes captured by 1,000 samples).
     The losses settle near their equilibrium values, 2 log 2 for D and log 2 for G, long before the
     modes stop improving: a GAN's loss is not a progress bar."""
-    from ..train import GANConfig, GANTrainer
-
     G, D = _toy_pair(seed)
     ring = gaussian_ring()
     modes = []
@@ -165,8 +164,6 @@ def bce_curves(logits: torch.Tensor | None = None) -> dict:
 def kl_curves(mus=None, sigmas=(0.5, 1.0, 2.0)) -> dict:
     """KL(N(mu, sigma^2) || N(0, 1)) over ``mus`` for each sigma, from :func:`ganlib.losses.gaussian_kl`:
     never negative, zero only at mu = 0, sigma = 1."""
-    from ..losses import gaussian_kl
-
     mus = torch.linspace(-3, 3, 61) if mus is None else mus
     return {"mu": mus, **{s: gaussian_kl(mus[:, None], torch.full((len(mus), 1), 2 * math.log(s))) for s in sigmas}}
 

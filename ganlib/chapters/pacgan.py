@@ -30,6 +30,12 @@ class PackedDiscriminator(nn.Module):
         self.num_classes = 0  # unconditional: PacGAN packs unlabelled samples
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """One score per group of ``pack`` consecutive samples.
+
+        Shape:
+            - x: (N, *), N divisible by ``pack``
+            - output: what ``inner`` returns for N / pack inputs of ``pack`` times the features, e.g. (N / pack,)
+        """
         if labels is not None:
             raise ValueError("PackedDiscriminator is unconditional; call it without labels")
         n = x.shape[0]

@@ -19,22 +19,29 @@ The training itself is ganlib's: ``python -m ganlib train`` and :mod:`ganlib.pre
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .. import models
-from ..data import load_mnist
+from .. import models, pretrained
+from ..checkpoint import load_checkpoint, load_model
+from ..classifier import classify, load_mnist_classifier
+from ..data import load_mnist, random_subset
 from ..env import seed_everything
+from ..losses import generator_loss
+from ..metrics import frechet_distance_from_features
+from ..pretrained import RECIPES
+from ..spec import DCGAN_LAYOUT
 from ..train import GANConfig, GANTrainer, SampleSnapshots
+from .interactive import WithStaticFallback, figure_html
+from .plots import show_images
+from .results import RESULTS_DIR, add_command, command_parser, cpu_machine, load_results, provenance, save_results
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 ABLATION_PATH = RESULTS_DIR / "dcgan_ablation.json"
+ABLATION_COMMAND = "python -m ganlib.chapters.practice ablation"
 
 # ----------------------------------------------------------------------------- the sources' defects
 
@@ -51,6 +58,7 @@ class SoftmaxImages(nn.Module):
         self.generator, self.latent_dim = generator, generator.latent_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """2 softmax(G(z)) - 1 over each image's pixels: the generator's shape, values in (-1, 1]."""
         logits = self.generator(z)
         p = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
         return 2 * p - 1
@@ -101,8 +109,6 @@ def bce_generator_gradient(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     so once D(G(z)) < ~1e-12 (a loss above ~27.6) the gradient collapses towards zero.
     ``"logits (ganlib)"``: the loss computed from the logit (softplus), whose gradient tends to -1.
     """
-    from ..losses import generator_loss
-
     out = {}
     for name in ("sigmoid + BCELoss", "logits (ganlib)"):
         x = logits.detach().clone().requires_grad_(True)
@@ -161,10 +167,6 @@ def quick_fid(images: torch.Tensor, n_reference: int = 2000) -> float:
     """FID of ``images`` against ``n_reference`` random MNIST test images (seed 0), in ganlib's
     classifier features: the quick-profile version of the book's MNIST FID (fewer images bias it
     upwards, so compare it only with other quick FIDs of the same sizes)."""
-    from ..classifier import classify, load_mnist_classifier
-    from ..data import random_subset
-    from ..metrics import frechet_distance_from_features
-
     classifier = load_mnist_classifier()
     if n_reference not in _QUICK_REFERENCE:
         test = load_mnist("test")[0]
@@ -186,18 +188,11 @@ class QuickFID:
         self.rows.append(row)
 
 
-#: the DCGAN layout options of ``python -m ganlib train`` -> the keyword arguments of :func:`dcgan_trainer`
-LAYOUT_OPTIONS = {"--base-width": "base_width", "--g-width": "g_width", "--d-width": "d_width", "--g-fc": "g_fc",
-                  "--d-fc": "d_fc"}
-
-
 def shipped_layout(name: str = "dcgan-mnist") -> dict:
     """The layout of a shipped DCGAN recipe (:data:`ganlib.pretrained.RECIPES`), as keyword
     arguments of :func:`dcgan_trainer`: ``{"base_width": 32, "g_fc": 512, "d_fc": 512}``, say."""
-    from ..pretrained import RECIPES
-
-    argv = RECIPES[name]
-    return {LAYOUT_OPTIONS[a]: int(argv[i + 1]) for i, a in enumerate(argv) if a in LAYOUT_OPTIONS}
+    spec = RECIPES[name].spec
+    return {field: getattr(spec, field) for field in spec.stated if field in ("base_width",) + DCGAN_LAYOUT}
 
 
 def dcgan_trainer(steps: int, base_width: int = 32, seed: int = 0, snapshot_every: int = 0, fid_every: int = 0,
@@ -270,9 +265,6 @@ def latent_explorer(generators: dict, n_axes: int = 3):
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    from .interactive import WithStaticFallback, figure_html
-    from .plots import show_images
-
     names = list(generators)
     picker = widgets.Dropdown(options=names, description="model")
     seed_a = widgets.IntSlider(0, 0, 99, description="seed A")
@@ -318,8 +310,6 @@ ABLATION_ARMS = {"baseline": {}, "no batch norm in G": {"g_batchnorm": False},
 
 def ablation(steps: int, seed: int = 0, log=print) -> dict:
     """Train each :data:`ABLATION_ARMS` arm for ``steps`` steps; quick FID (2k samples) every steps/4."""
-    from ..env import describe_environment
-
     rows = {}
     start_all = time.perf_counter()
     for arm, change in ABLATION_ARMS.items():
@@ -333,10 +323,8 @@ def ablation(steps: int, seed: int = 0, log=print) -> dict:
                      "d_fake_last_10pct": sum(history["d_fake"][-steps // 10:]) / len(history["d_fake"][-steps // 10:]),
                      "wall_time_s": round(time.perf_counter() - start, 1)}
         log(json.dumps({arm: rows[arm]["final_fid"]}))
-    return {"command": f"python -m ganlib.chapters.practice ablation --steps {steps} --seed {seed}",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": describe_environment("cpu"),
-            "threads": torch.get_num_threads(), "steps": steps, "seed": seed, "fid": "quick FID: 2,000 samples vs 2,000 random test images (seed 0)",
-            "wall_time_s": round(time.perf_counter() - start_all, 1), "arms": rows}
+    return {**provenance(f"{ABLATION_COMMAND} --steps {steps} --seed {seed}", start_all), "steps": steps,
+            "seed": seed, "fid": "quick FID: 2,000 samples vs 2,000 random test images (seed 0)", "arms": rows}
 
 
 EMA_BN_PATH = RESULTS_DIR / "ema_batchnorm.json"
@@ -346,67 +334,40 @@ def ema_batchnorm(checkpoint: Path) -> dict:
     """A trainer checkpoint's generator three ways, on the book's full MNIST metrics: the raw weights,
     the EMA weights with the EMA of the raw generators' batch-norm statistics (what sampling
     ``trainer.ema.module`` in eval mode gives), and the EMA weights with re-estimated statistics."""
-    from ..checkpoint import load_checkpoint, load_model
-    from ..env import describe_environment
-    from ..pretrained import measure
-
     start = time.perf_counter()
     state = load_checkpoint(checkpoint)
     raw = load_model(checkpoint, ema=False)
     averaged = models.build_model(state["specs"]["generator"])
     averaged.load_state_dict({k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")})
+    measure = pretrained.measure  # looked up on each call (a test replaces it)
     rows = {"raw generator": measure(raw), "EMA, averaged BN statistics": measure(averaged.eval()),
             "EMA, BN statistics re-estimated": measure(load_model(checkpoint))}
-    return {"command": f"python -m ganlib.chapters.practice ema-bn {checkpoint}", "run": state.get("run"),
-            "step": state["step"], "ema_decay": state["config"]["ema_decay"],
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "environment": describe_environment("cpu"),
-            "wall_time_s": round(time.perf_counter() - start, 1), "rows": rows}
-
-
-def provenance(command: str, start: float) -> dict:
-    """What a results file records about the run that made it: the command, the date, the
-    environment, the torch threads, and the wall time since ``start`` (a ``time.perf_counter()``)."""
-    from ..env import describe_environment
-
-    return {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "environment": describe_environment("cpu"), "threads": torch.get_num_threads(),
-            "wall_time_s": round(time.perf_counter() - start, 1)}
-
-
-def load_results(path: Path, command: str) -> dict:
-    """A committed results file, or an error that names the command that writes it."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no results at {path}; make them with `{command}`")
-    return json.loads(Path(path).read_text())
+    return {**provenance(f"python -m ganlib.chapters.practice ema-bn {checkpoint}", start,
+                         machine=cpu_machine(threads=False)),
+            "run": state.get("run"), "step": state["step"], "ema_decay": state["config"]["ema_decay"], "rows": rows}
 
 
 def load_ablation(path: Path = ABLATION_PATH) -> dict:
-    if not Path(path).exists():
-        raise FileNotFoundError(f"no ablation results at {path}; make them with "
-                                "`python -m ganlib.chapters.practice ablation` (about 20 min on one CPU core)")
-    return json.loads(Path(path).read_text())
+    """The committed :func:`ablation` results, or an error that names the command that writes them."""
+    return load_results(path, ABLATION_COMMAND, "about 20 min on one CPU core")
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.practice")
-    sub = parser.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("ablation", help="Radford et al.'s guidelines, one at a time (writes book/results/dcgan_ablation.json)")
-    a.add_argument("--steps", type=int, default=4000)
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", type=Path, default=ABLATION_PATH)
-    e = sub.add_parser("ema-bn", help="a run's raw, EMA and BN-refreshed EMA generator (writes book/results/ema_batchnorm.json)")
+    """``python -m ganlib.chapters.practice ablation | ema-bn CHECKPOINT``: write a results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.practice")
+    add_command(sub, "ablation", "Radford et al.'s guidelines, one at a time (writes book/results/dcgan_ablation.json)",
+                ABLATION_PATH, steps=4000, seed=0)
+    e = add_command(sub, "ema-bn", "a run's raw, EMA and BN-refreshed EMA generator (writes "
+                    "book/results/ema_batchnorm.json)", EMA_BN_PATH)
     e.add_argument("checkpoint", type=Path, help="a trainer checkpoint with an EMA, e.g. the one that "
                    "`python -m ganlib.pretrained make dcgan-mnist --run-dir DIR` keeps in DIR")
-    e.add_argument("--out", type=Path, default=EMA_BN_PATH)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "ablation":
         result = ablation(args.steps, args.seed)
     else:
         result = ema_batchnorm(args.checkpoint)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {save_results(result, args.out)}")
 
 
 if __name__ == "__main__":

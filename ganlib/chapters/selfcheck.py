@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from ..losses import discriminator_loss
+from ..models import mnist_mlp_generator
 from .classic import causal_mask
+from .practice import transposed_conv_size
 
 
 def _verdict(ok: bool, right: str, wrong: str) -> bool:
@@ -155,8 +159,6 @@ def check_losses_generator_gradients(minimax: float, nonsaturating: float, d_fak
 
 def check_losses_hinge(fn) -> bool:
     """Exercise ex-losses-hinge: ``fn(real, fake)`` must equal the hinge discriminator loss."""
-    import torch
-
     g = torch.Generator().manual_seed(0)
     real, fake = 2 * torch.randn(256, generator=g), 2 * torch.randn(256, generator=g)
     try:
@@ -192,8 +194,6 @@ def _as_int(answer) -> int | None:
 def check_practice_parameter_count(answer: int) -> bool:
     """Exercise ex-practice-params: parameters of the source's generator, 100-128-256-512-1024-784
     (``ganlib.models.mnist_mlp_generator()``: dense layers with biases, no batch norm)."""
-    from ..models import mnist_mlp_generator
-
     expected = sum(p.numel() for p in mnist_mlp_generator().parameters())
     widths = [100, 128, 256, 512, 1024, 784]
     weights_only = sum(a * b for a, b in zip(widths, widths[1:]))
@@ -208,8 +208,6 @@ def check_practice_transposed_conv(answer: int, size: int = 7, kernel: int = 4, 
                                    padding: int = 1) -> bool:
     """Exercise ex-practice-convt: output side of ConvTranspose2d(kernel, stride, padding) on a
     ``size`` x ``size`` input (defaults: the DCGAN's 7 -> ? stage)."""
-    from .practice import transposed_conv_size
-
     expected = transposed_conv_size(size, kernel, stride, padding)
     return _verdict(_as_int(answer) == expected,
                     f"(size - 1) * stride - 2 * padding + kernel = ({size} - 1) * {stride} - 2 * {padding} + {kernel} "

@@ -19,11 +19,9 @@ Command line (the full-profile results the chapter shows)::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -36,10 +34,10 @@ from ..likelihood import active_units, binary_test_set, elbo, iwae_log_likelihoo
 from ..losses import reconstruction_nll
 from ..models import VAE
 from ..train import LinearLRDecay, VAEConfig, VAETrainer
-from .experiments import environment
-from .practice import load_results
+from .interactive import WithStaticFallback, figure_html
+from .plots import show_images
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results, versions
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 BETA_SWEEP_PATH = RESULTS_DIR / "vae_beta_sweep.json"
 BETA_SWEEP_COMMAND = "python -m ganlib.chapters.vae beta-sweep"
 
@@ -251,9 +249,6 @@ def latent_explorer(vae: VAE, test_codes: torch.Tensor | None = None, labels: to
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    from .interactive import WithStaticFallback, figure_html
-    from .plots import show_images
-
     if vae.latent_dim != 2:
         raise ValueError(f"the explorer has two sliders; this VAE has latent_dim={vae.latent_dim}")
     z1 = widgets.FloatSlider(0.0, min=-3.0, max=3.0, step=0.1, description="z[0]")
@@ -292,9 +287,11 @@ class Source002VAE(nn.Module):
         self.decoder = nn.Linear(25, 100)
 
     def encoded(self, x):
+        """relu(Dense(25)(x)): codes (N, 25) of inputs (N, 100)."""
         return F.relu(self.encoder(x))
 
     def decoded(self, decoder_inputs):
+        """sigmoid(Dense(100)(decoder_inputs)): outputs (N, 100) of the decoder's own inputs (N, 25)."""
         return torch.sigmoid(self.decoder(decoder_inputs))
 
 
@@ -396,13 +393,10 @@ def load_beta_sweep(path: Path = BETA_SWEEP_PATH) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.vae",
-                                     description="Full-profile results of the VAE chapter.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("beta-sweep", help="one VAE per beta: rate, distortion, active units, IWAE NLL")
-    b.add_argument("--out", type=Path, default=BETA_SWEEP_PATH)
-    b.add_argument("--steps", type=int, default=10_000)
-    b.add_argument("--iwae-k", type=int, default=1000)
+    """``python -m ganlib.chapters.vae beta-sweep``: write the beta sweep's results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.vae", "Full-profile results of the VAE chapter.")
+    b = add_command(sub, "beta-sweep", "one VAE per beta: rate, distortion, active units, IWAE NLL", BETA_SWEEP_PATH,
+                    steps=10_000, iwae_k=1000)
     b.add_argument("--nll-images", type=int, default=2000, help="test images scored by the IWAE bound")
     b.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -412,18 +406,15 @@ def main(argv=None) -> None:
     test = binary_test_set(load_mnist("test")[0])
     rows = beta_sweep(train, test, steps=args.steps, latent_dim=16, iwae_k=args.iwae_k, nll_images=args.nll_images)
     defaults = {"steps": 10_000, "iwae_k": 1000, "nll_images": 2000}
-    record = {"command": BETA_SWEEP_COMMAND + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
-                                                      for k, v in defaults.items() if getattr(args, k) != v),
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": "cpu",
-              "versions": environment(), "wall_time_s": round(time.perf_counter() - start, 1),
+    command = BETA_SWEEP_COMMAND + "".join(f" --{k.replace('_', '-')} {getattr(args, k)}"
+                                           for k, v in defaults.items() if getattr(args, k) != v)
+    record = {**provenance(command, start, machine={"device": "cpu", "versions": versions()}),
               "setup": {"model": "VAE MLP 784-512-256-16, Bernoulli decoder", "data": "MNIST train (60k), "
                         "dynamically binarised", "steps": args.steps, "batch_size": 128, "optimizer": "Adam 1e-3",
                         "evaluated_on": "the 10k test images, binarised once (ganlib.likelihood.binary_test_set)",
                         "iwae_k": args.iwae_k, "nll_images": args.nll_images, "seed": 0},
               "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {save_results(record, args.out)}")
 
 
 if __name__ == "__main__":

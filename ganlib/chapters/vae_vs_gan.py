@@ -13,11 +13,9 @@ Command line (the full-profile results file the chapter prints)::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -28,13 +26,11 @@ from ..env import seed_everything
 from ..metrics import mode_coverage
 from ..models import VAE
 from ..train import LinearLRDecay, VAEConfig, VAETrainer
-from .experiments import PROFILES, environment
-from .practice import load_results
+from .experiments import MODE_COLLAPSE_PATH, PROFILES, load_mode_collapse
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results, versions
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "book" / "results"
 COMPARE_PATH = RESULTS_DIR / "vae_vs_gan.json"
 COMPARE_COMMAND = "python -m ganlib.chapters.vae_vs_gan compare"
-MODE_COLLAPSE_PATH = RESULTS_DIR / "mode_collapse_full.json"
 MODELS = ("vae-mnist", "dcgan-mnist", "mlp-mnist")
 #: the ring VAEs: label -> the decoder's initial standard deviation
 RING_VARIANTS = {"vae_default": 1.0, "vae_small_scale": 0.05}
@@ -110,7 +106,7 @@ def ring_vae(seed: int = 0, steps: int | None = None, n_eval: int | None = None,
 
 def gan_ring_summary(path: Path = MODE_COLLAPSE_PATH, config: str = "nonsaturating") -> dict:
     """The GAN's ring row of the full mode-collapse benchmark (same generator network)."""
-    results = json.loads(Path(path).read_text())
+    results = load_mode_collapse(path)
     row = next(r for r in results["summary"] if r["config"] == config and r["dataset"] == "ring")
     return {**row, "command": results["command"], "date": results["date"]}
 
@@ -131,9 +127,7 @@ def compare(seeds=tuple(range(10))) -> dict:
                    for kind in ("samples", "means") for key in ("modes", "hq", "reverse_kl")}
         summary["decoder_scale"] = sum(r["decoder_scale"] for r in runs) / len(runs)
         ring[label] = {"initial_scale": scale, "seeds": list(seeds), **summary, "runs": runs}
-    return {"command": COMPARE_COMMAND, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "environment": environment(), "wall_time_s": round(time.perf_counter() - start, 1), "models": rows,
-            "ring": ring}
+    return {**provenance(COMPARE_COMMAND, start, machine={"environment": versions()}), "models": rows, "ring": ring}
 
 
 def load_comparison(path: Path = COMPARE_PATH) -> dict:
@@ -142,18 +136,12 @@ def load_comparison(path: Path = COMPARE_PATH) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.vae_vs_gan",
-                                     description="The VAE-vs-GAN comparison's results file.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compare", help="measure the shipped models and train the ring VAEs")
-    c.add_argument("--out", type=Path, default=COMPARE_PATH)
-    c.add_argument("--threads", type=int, default=1)
+    """``python -m ganlib.chapters.vae_vs_gan compare``: write the comparison's results file."""
+    parser, sub = command_parser("python -m ganlib.chapters.vae_vs_gan", "The VAE-vs-GAN comparison's results file.")
+    add_command(sub, "compare", "measure the shipped models and train the ring VAEs", COMPARE_PATH, threads=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = compare()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {save_results(compare(), args.out)}")
 
 
 if __name__ == "__main__":

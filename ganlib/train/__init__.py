@@ -2,7 +2,8 @@
 
 Modules:
   config      TrainConfig, GANConfig, VAEConfig (checked when made), compile modes
-  loop        Trainer: the shared loop (draw inputs, step, log, callbacks, checkpoints)
+  loop        Trainer: the shared loop (draw inputs, step, log, callbacks)
+  state       what a checkpoint holds; saving it, and rebuilding a trainer from it (resume)
   gan         GANTrainer: Goodfellow et al.'s Algorithm 1, its inputs (GANStepInputs), penalties, EMA
   vae         VAETrainer: the negative ELBO
   ema         the EMA copy of the generator
@@ -27,7 +28,8 @@ from .callbacks import KLWarmup, LinearLRDecay, SampleSnapshots, save_samples
 from .config import COMPILE_MODES, CUDAGRAPH_MODES, GANConfig, TrainConfig, VAEConfig, compile_mode
 from .ema import EMA
 from .gan import GANStepInputs, GANTrainer, frozen
-from .loop import Trainer, eval_mode, set_learning_rate
+from .loop import Trainer, eval_mode
+from .state import set_learning_rate
 from .step_log import NonFiniteLossError
 from .vae import VAEStepInputs, VAETrainer
 

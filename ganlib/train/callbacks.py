@@ -11,7 +11,22 @@ from pathlib import Path
 
 import torch
 
-from .loop import set_learning_rate
+from .. import distributed
+from .state import set_learning_rate
+
+
+def run_due_callbacks(trainer, logging_step: bool) -> None:
+    """Call each of ``trainer.callbacks`` that is due: every ``callback.every`` steps, else at
+    logging steps. Every rank calls them; if one sets ``should_stop`` on any rank, every rank stops."""
+    ran = False
+    for callback in trainer.callbacks:
+        every = getattr(callback, "every", None)
+        if (trainer.step % every == 0) if every else logging_step:
+            callback(trainer)
+            ran = True
+    # which callbacks ran depends on the step alone, so every rank takes part in this all-reduce
+    if ran and trainer.dist.distributed:
+        trainer.should_stop = distributed.any_rank(trainer.should_stop, trainer.device)
 
 
 class LinearLRDecay:

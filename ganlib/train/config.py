@@ -6,7 +6,8 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from ..losses import LOSSES
+from ..losses import check_loss_name
+from .ema import EMA_DECAY_RANGE, valid_ema_decay
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that make their own CUDA graphs
@@ -54,11 +55,7 @@ class TrainConfig:
     checkpoint_every: int = 0       # steps between checkpoints (0: only at the end of fit)
     channels_last: bool = True      # conv weights and image batches in NHWC layout on CPU and CUDA: faster
                                     # convolutions (oneDNN, cuDNN in bf16); no effect on MLPs
-    compile: bool | str = False     # torch.compile the models (GANTrainer): True/"default", "reduce-overhead"
-                                    # (adds CUDA graphs), "max-autotune", "max-autotune-no-cudagraphs"
     sync_bn: bool = False           # under torchrun: SyncBatchNorm (global-batch statistics; GPUs only)
-    cuda_graph: bool = False        # GANTrainer on CUDA: replay each whole step as one CUDA graph (no
-                                    # penalties, one process); ignored on other devices
 
     def __post_init__(self):
         _require(_is_int(self.steps) and self.steps >= 0, "steps", self.steps, "an integer >= 0")
@@ -68,10 +65,10 @@ class TrainConfig:
         _require(_is_int(self.checkpoint_every) and self.checkpoint_every >= 0, "checkpoint_every",
                  self.checkpoint_every, "an integer >= 0 (0: only at the end of fit)")
         _require(_is_int(self.seed), "seed", self.seed, "an integer")
-        compile_mode(self.compile)
 
     @classmethod
     def field_names(cls) -> set[str]:
+        """The config's field names (what a checkpoint's config and overrides may hold)."""
         return {f.name for f in dataclasses.fields(cls)}
 
 
@@ -87,11 +84,16 @@ class GANConfig(TrainConfig):
     gp_weight: float = 0.0          # lambda: adds gp_weight * gradient_penalty (WGAN-GP uses 10)
     r1_weight: float = 0.0          # adds r1_weight * r1_penalty; Mescheder et al.'s gamma is 2 * r1_weight
     ema_decay: float = 0.0          # > 0 keeps an EMA copy of G (e.g. 0.999); sample() uses it
+    # speed options, which only the GAN trainer has (python -m ganlib.bench measures them)
+    compile: bool | str = False     # torch.compile the models: True/"default", "reduce-overhead"
+                                    # (adds CUDA graphs), "max-autotune", "max-autotune-no-cudagraphs"
+    cuda_graph: bool = False        # on CUDA: replay each whole step as one CUDA graph (no penalties,
+                                    # one process); ignored on other devices
 
     def __post_init__(self):
         super().__post_init__()
         # checked when the config is made, so a bad name fails before any model is built
-        _require(self.loss in LOSSES, "loss", self.loss, f"one of {', '.join(map(repr, LOSSES))}")
+        check_loss_name(self.loss)
         _require(_is_int(self.d_steps) and self.d_steps >= 1, "d_steps", self.d_steps, "an integer >= 1")
         for name in ("lr_g", "lr_d"):
             _require(_positive_rate(getattr(self, name)), name, getattr(self, name), "a finite number > 0")
@@ -100,8 +102,8 @@ class GANConfig(TrainConfig):
             value = getattr(self, name)
             _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, name, value,
                      "a finite number >= 0 (0: no penalty)")
-        _require(isinstance(self.ema_decay, (int, float)) and 0 <= self.ema_decay < 1, "ema_decay", self.ema_decay,
-                 "in [0, 1) (0: no EMA; 0.999 is typical)")
+        _require(valid_ema_decay(self.ema_decay), "ema_decay", self.ema_decay, EMA_DECAY_RANGE)
+        compile_mode(self.compile)
         if self.cuda_graph:  # what a captured step cannot contain (torchrun is checked by the trainer)
             problems = [why for bad, why in [
                 (self.gp_weight or self.r1_weight, "gradient/R1 penalties (double backward)"),
@@ -142,6 +144,7 @@ def config_from_checkpoint(config_class, saved: dict, overrides: dict, path) -> 
     if unknown:
         raise TypeError(f"unknown {config_class.__name__} field(s) {unknown}; valid fields are {sorted(fields)}")
     dropped = sorted(set(saved) - fields)
-    if dropped:  # written by an older ganlib: say what no longer has an effect
-        warnings.warn(f"{path}: ignoring config field(s) {dropped}, which this ganlib no longer has", stacklevel=3)
+    if any(saved[k] for k in dropped):  # written by an older ganlib: say what no longer has an effect
+        warnings.warn(f"{path}: ignoring config field(s) {dropped}, which {config_class.__name__} does not have",
+                      stacklevel=3)
     return config_class(**{**{k: v for k, v in saved.items() if k not in dropped}, **overrides})

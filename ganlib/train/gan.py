@@ -1,8 +1,16 @@
-"""GANTrainer: Goodfellow et al. (2014)'s Algorithm 1 with a choice of loss, penalties and an EMA generator."""
+"""GANTrainer: Goodfellow et al. (2014)'s Algorithm 1 with a choice of loss, penalties and an EMA generator.
+
+Example::
+
+    seed_everything(0)
+    G, D = MLPGenerator(8, 2, hidden=(128, 128)), MLPDiscriminator(2, hidden=(128, 128))
+    trainer = GANTrainer(G, D, gaussian_ring(), GANConfig(steps=2000, batch_size=256, lr_g=1e-3, lr_d=1e-3))
+    history = trainer.fit()          # {"step": [...], "loss_d": [...], "loss_g": [...], ...}
+    x = trainer.sample(1000)         # (1000, 2), from the EMA generator if ema_decay > 0
+"""
 from __future__ import annotations
 
 import contextlib
-import copy
 import warnings
 from typing import NamedTuple
 
@@ -10,8 +18,9 @@ import torch
 
 from ..cuda_graph import CUDAGraphStep
 from ..losses import LOGIT_LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from ..models import batch_norms
+from . import speed
 from .config import GANConfig
-from ..models import batch_norms, refresh_batch_norm
 from .ema import EMA
 from .loop import Trainer, eval_mode
 
@@ -25,8 +34,25 @@ class GANStepInputs(NamedTuple):
     reals: tuple[torch.Tensor, ...]             # a data batch for each D update
     labels: tuple[torch.Tensor | None, ...]     # its labels (conditional models), else None
     d_noise: tuple[torch.Tensor, ...]           # latent codes of each D update's fakes
-    gp_weights: tuple[torch.Tensor | None, ...]  # WGAN-GP's interpolation weights eps ~ U[0, 1], else None
+    gp_eps: tuple[torch.Tensor | None, ...]     # WGAN-GP's interpolation weights eps ~ U[0, 1], else None
     g_noise: torch.Tensor                       # latent codes of G's update (it reuses the last labels)
+
+
+def discriminator_summary(loss: str, out: torch.Tensor) -> torch.Tensor:
+    """What the history logs of D's outputs: mean sigmoid(D) (the probability "real") for the logit
+    losses, the mean raw score otherwise; detached."""
+    return (torch.sigmoid(out) if loss in LOGIT_LOSSES else out).mean().detach()
+
+
+def _conditional(generator, discriminator, has_labels: bool) -> bool:
+    """Whether G and D are class-conditional; an error if only one is, or if the data has no labels."""
+    conditional = bool(getattr(generator, "num_classes", 0))
+    if conditional != bool(getattr(discriminator, "num_classes", 0)):
+        raise ValueError("build G and D both conditional (num_classes=K) or both unconditional")
+    if conditional and not has_labels:
+        raise ValueError(f"the models are conditional (num_classes={generator.num_classes}) but the data "
+                         "has no labels; pass data=(images, labels) or build them with num_classes=0")
+    return conditional
 
 
 @contextlib.contextmanager
@@ -58,14 +84,6 @@ class GANTrainer(Trainer):
     from the last D update (mean sigmoid(D) on data/fakes for the logit losses minimax and
     nonsaturating, mean raw score otherwise), and the learning rates ``lr_g``, ``lr_d``.
     Conditional models (``num_classes > 0``) get the data's labels; fakes reuse the batch's labels.
-
-    Example::
-
-        seed_everything(0)
-        G, D = MLPGenerator(8, 2, hidden=(128, 128)), MLPDiscriminator(2, hidden=(128, 128))
-        trainer = GANTrainer(G, D, gaussian_ring(), GANConfig(steps=2000, batch_size=256, lr_g=1e-3, lr_d=1e-3))
-        history = trainer.fit()          # {"step": [...], "loss_d": [...], "loss_g": [...], ...}
-        x = trainer.sample(1000)         # (1000, 2), from the EMA generator if ema_decay > 0
     """
 
     config_class = GANConfig
@@ -77,21 +95,15 @@ class GANTrainer(Trainer):
         super().__init__(data, config, callbacks)
         self.generator = self.place(generator)
         self.discriminator = self.place(discriminator)
-        self.conditional = bool(getattr(generator, "num_classes", 0))
-        if self.conditional != bool(getattr(discriminator, "num_classes", 0)):
-            raise ValueError("build G and D both conditional (num_classes=K) or both unconditional")
-        if self.conditional and not self.has_labels:
-            raise ValueError(f"the models are conditional (num_classes={generator.num_classes}) but the data "
-                             "has no labels; pass data=(images, labels) or build them with num_classes=0")
+        self.conditional = _conditional(generator, discriminator, self.has_labels)
         self.models = {"generator": self.generator, "discriminator": self.discriminator}
-        if config.cuda_graph and self.dist.distributed:
-            raise ValueError("cuda_graph=True does not work under torchrun (DDP); set cuda_graph=False")
+        speed.set_up_gan_speed(self, config)
         # what the steps call: DDP-wrapped (under torchrun) and/or compiled views of the same modules,
         # set up once here. D inside G's update is not DDP-wrapped: its parameters are frozen there.
-        self.train_generator = self.wrap(self.generator)
-        self.train_discriminator = self.wrap(self.discriminator)
-        self.train_discriminator_local = (self.wrap(self.discriminator, ddp=False) if self.dist.distributed
-                                          else self.train_discriminator)
+        self.train_generator = speed.wrap(self.generator, self.device, config)
+        self.train_discriminator = speed.wrap(self.discriminator, self.device, config)
+        self.train_discriminator_local = (speed.wrap(self.discriminator, self.device, config, ddp=False)
+                                          if self.dist.distributed else self.train_discriminator)
         self.opt_g = self.adam(self.generator.parameters(), config.lr_g, config.betas)
         self.opt_d = self.adam(self.discriminator.parameters(), config.lr_d, config.betas)
         self.optimizers = {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -107,10 +119,10 @@ class GANTrainer(Trainer):
         self.fixed_labels = (torch.arange(config.n_samples, device=self.device) % generator.num_classes
                              if self.conditional else None)
         self.graphed_step: CUDAGraphStep | None = None  # made at the first step under cuda_graph
-        self._ema_for_sampling: tuple[int, torch.nn.Module] | None = None  # (step, EMA copy with fresh BN)
 
     @classmethod
-    def _from_models(cls, models, data, config, callbacks):
+    def from_models(cls, models: dict, data, config: GANConfig, callbacks=()):
+        """A trainer of a checkpoint's ``{"generator", "discriminator"}``."""
         return cls(models["generator"], models["discriminator"], data, config, callbacks)
 
     # -- the step's inputs
@@ -122,19 +134,22 @@ class GANTrainer(Trainer):
         """The data batches and noise of one step, in the order an eager loop would draw them."""
         batches = [self.next_batch() for _ in range(self.config.d_steps)]
         n = batches[0][0].shape[0]
-        d_noise, gp_weights = [], []
+        d_noise, gp_eps = [], []
         for real, _ in batches:  # noise, then interpolation weights, per D update: one stream, fixed order
             d_noise.append(self.noise(n))
-            gp_weights.append(torch.rand((n,) + (1,) * (real.dim() - 1), device=self.device, dtype=real.dtype,
-                                         generator=self.noise_gen) if self.config.gp_weight else None)
+            gp_eps.append(torch.rand((n,) + (1,) * (real.dim() - 1), device=self.device, dtype=real.dtype,
+                                     generator=self.noise_gen) if self.config.gp_weight else None)
         return GANStepInputs(tuple(x for x, _ in batches), tuple(y for _, y in batches), tuple(d_noise),
-                             tuple(gp_weights), self.noise(n))
+                             tuple(gp_eps), self.noise(n))
 
     # -- the step
     def train_step(self, inputs: GANStepInputs) -> dict[str, torch.Tensor]:
+        """:meth:`gan_step` (eager, or replayed as a CUDA graph), then the EMA update; detached logs."""
         if self.marks_cudagraph_steps:  # compile's CUDA-graph trees may now reuse the last step's outputs
             torch.compiler.cudagraph_mark_step_begin()
-        logs = self._replay_graphed(inputs) if self.use_cuda_graph else self.gan_step(inputs)
+        if self.use_cuda_graph and self.graphed_step is None:
+            self.graphed_step = speed.graphed(self.gan_step, self.optimizers)
+        logs = self.graphed_step(inputs) if self.use_cuda_graph else self.gan_step(inputs)
         if self.ema is not None:  # outside any graph: the EMA counts its updates on the CPU
             self.ema.update_parameters(self.generator)
         return logs
@@ -143,7 +158,7 @@ class GANTrainer(Trainer):
         """One iteration of Algorithm 1 on the given inputs: ``d_steps`` D updates, then one G update."""
         k = len(inputs.reals)
         loss_d = penalty = 0.0
-        for real, labels, z, eps in zip(inputs.reals, inputs.labels, inputs.d_noise, inputs.gp_weights):
+        for real, labels, z, eps in zip(inputs.reals, inputs.labels, inputs.d_noise, inputs.gp_eps):
             d_loss, d_real, d_fake, d_penalty = self.d_step(real, labels, z, eps)
             loss_d, penalty = loss_d + d_loss / k, penalty + d_penalty / k
         loss_g = self.g_step(inputs.g_noise, inputs.labels[-1])
@@ -176,7 +191,8 @@ class GANTrainer(Trainer):
         self.opt_d.zero_grad(set_to_none=True)
         (loss + penalty).backward()
         self.opt_d.step()
-        return loss.detach(), self._summary(real_out), self._summary(fake_out), penalty.detach().float()
+        return (loss.detach(), discriminator_summary(cfg.loss, real_out), discriminator_summary(cfg.loss, fake_out),
+                penalty.detach().float())
 
     def g_step(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """One generator update on the latent codes ``z``; returns the detached loss."""
@@ -189,47 +205,18 @@ class GANTrainer(Trainer):
         self.opt_g.step()
         return loss.detach()
 
-    def _summary(self, out: torch.Tensor) -> torch.Tensor:
-        return (torch.sigmoid(out) if self.config.loss in LOGIT_LOSSES else out).mean().detach()
-
-    def _replay_graphed(self, inputs: GANStepInputs) -> dict[str, torch.Tensor]:
-        """:meth:`gan_step` through a CUDA graph (after eager warm-up steps), logs copied out."""
-        if self.graphed_step is None:
-            self.graphed_step = CUDAGraphStep(self.gan_step, before_capture=self._drop_grads)
-        logs = self.graphed_step(inputs)
-        # a replay writes its outputs to the same memory every time: copy them out (one small kernel)
-        keys = list(logs)
-        return dict(zip(keys, torch.stack([logs[key].float() for key in keys]).unbind()))
-
-    def _drop_grads(self) -> None:
-        """Before capture: the gradients must be allocated inside it, from the graph's memory pool."""
-        for opt in self.optimizers.values():
-            opt.zero_grad(set_to_none=True)
-
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint's state (see :meth:`Trainer.load_state_dict`)."""
         super().load_state_dict(state)
         self.graphed_step = None  # new optimizer state tensors: capture the step again
 
     # -- sampling
     def sampling_generator(self, ema: bool = True) -> torch.nn.Module:
-        """The generator that :meth:`sample` runs: the raw one, or a copy of the EMA one.
-
-        The copy's batch-norm statistics are re-estimated for the averaged weights
-        (:func:`~ganlib.models.refresh_batch_norm`): the EMA's own running statistics were
-        averaged from the raw generators' activations, which early in a run, while the weights
-        still move quickly, belong to quite different weights (the chapter "Practice on MNIST"
-        measures it; at the end of its full run the two kinds of statistics score about the same).
-        The copy is made once per training step
-        and never touches the training state; an EMA generator without batch norm is used as it is.
-        """
+        """The generator that :meth:`sample` runs: the raw one, or the EMA one with batch-norm
+        statistics re-estimated for the averaged weights (:meth:`EMA.sampling_copy`)."""
         if not (ema and self.ema is not None):
             return self.generator
-        if not batch_norms(self.ema.module):  # nothing to re-estimate
-            return self.ema.module
-        if self._ema_for_sampling is None or self._ema_for_sampling[0] != self.step:
-            fresh = refresh_batch_norm(copy.deepcopy(self.ema.module), seed=self.config.seed + 3)
-            self._ema_for_sampling = (self.step, fresh)
-        return self._ema_for_sampling[1]
+        return self.ema.sampling_copy(self.step, seed=self.config.seed + 3)
 
     @torch.no_grad()
     def sample(self, n: int | None = None, labels: torch.Tensor | None = None, z: torch.Tensor | None = None,
@@ -253,4 +240,5 @@ class GANTrainer(Trainer):
             return G(z, **kw).float()
 
     def sample_fixed(self) -> torch.Tensor:
+        """Samples from the fixed noise batch (and labels), for snapshots."""
         return self.sample(z=self.fixed_noise, labels=self.fixed_labels)

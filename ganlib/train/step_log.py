@@ -25,6 +25,7 @@ class StepLog:
         self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
 
     def append(self, step: int, logs: dict[str, torch.Tensor]) -> None:
+        """Keep one step's logged tensors (still on the device) until the next :meth:`flush`."""
         self.pending.append((step, logs))
 
     def flush(self, history: dict[str, list], constants: dict[str, float], kept: str = "") -> None:

@@ -41,10 +41,12 @@ class VAETrainer(Trainer):
         self.fixed_noise = self.seeded_noise(None, vae.latent_dim, self.config.seed + 2).to(self.device)
 
     @classmethod
-    def _from_models(cls, models, data, config, callbacks):
+    def from_models(cls, models: dict, data, config: VAEConfig, callbacks=()):
+        """A trainer of a checkpoint's ``{"vae"}``."""
         return cls(models["vae"], data, config, callbacks)
 
     def draw_inputs(self) -> VAEStepInputs:
+        """A data batch (binarised afresh with ``config.binarize``) and its reparameterisation noise."""
         x, _ = self.next_batch()
         if self.config.binarize:  # a fresh binary image per visit (Salakhutdinov & Murray 2008)
             x = dynamic_binarize(x, self.noise_gen)
@@ -52,6 +54,7 @@ class VAETrainer(Trainer):
         return VAEStepInputs(x, eps)
 
     def train_step(self, inputs: VAEStepInputs) -> dict[str, torch.Tensor]:
+        """One Adam step on the batch's mean negative ELBO; detached ``loss``, ``rec``, ``kl``."""
         with self.autocast:
             loss, rec, kl = self.vae.negative_elbo(inputs.x, beta=self.config.beta, eps=inputs.eps)
             loss = loss.mean()
@@ -75,6 +78,10 @@ class VAETrainer(Trainer):
                 total += self.vae.negative_elbo(x, generator=gen)[0].sum().item()
         return total / len(images)
 
+    def sampling_generator(self, ema: bool = True) -> torch.nn.Module:
+        """The model that :meth:`sample` decodes with: the VAE (which keeps no EMA copy)."""
+        return self.vae
+
     @torch.no_grad()
     def sample(self, n: int | None = None, z: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         """Images E[x | z] in [-1, 1], z ~ N(0, I) from a CPU generator seeded with ``seed``."""
@@ -84,4 +91,5 @@ class VAETrainer(Trainer):
             return self.vae.decode_mean(z.to(self.device)).float()
 
     def sample_fixed(self) -> torch.Tensor:
+        """Decoded means of the fixed noise batch, for snapshots."""
         return self.sample(z=self.fixed_noise)
