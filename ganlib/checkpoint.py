@@ -6,8 +6,11 @@ dicts, RNG states, histories, configs) is split in two: its tensors are stored a
 tensors named ``t0``, ``t1``, ... in the order they occur, and the rest as JSON in the file's
 metadata, with a placeholder naming the tensor where each one was. (Names by position, not by path,
 so keys such as ``1`` and ``"1"``, or keys containing ``/``, cannot collide.) The metadata also holds
-a SHA-256 checksum of every tensor's name, dtype, shape and bytes, verified on load, so a damaged
-file is refused instead of resuming a run from silently wrong weights. Loading parses JSON and raw
+a SHA-256 checksum of every tensor's name, dtype, shape and bytes, and one of the structure itself
+(the step, config, history and run spec stored beside the tensors), both verified on load, so a
+damaged or edited file is refused instead of resuming a run from silently wrong weights or a
+wrong step. Metadata that ganlib does not write, and placeholders it does not write (a ``dtype``
+that names some other torch attribute), are refused too. Loading parses JSON and raw
 tensor bytes: no Python object is ever unpickled, so a checkpoint cannot run code on load.
 
 :func:`load_checkpoint` also reads plain ``torch.save`` files of tensors (e.g. state dicts), but
@@ -43,7 +46,9 @@ FORMAT = "ganlib-checkpoint-v1"
 # checksum is not checked. New files stay readable by older ganlib versions for the same reason, so
 # the format name is unchanged.
 _CHECKSUM_KEY = "checksum"
+_STRUCTURE_CHECKSUM_KEY = "structure_checksum"  # the header's own checksum; files of older ganlib lack it
 _CHECKSUM_ALGO = "sha256"
+_METADATA_KEYS = {"format", "structure", _CHECKSUM_KEY, _STRUCTURE_CHECKSUM_KEY}  # all that save_checkpoint writes
 _MIN_SIZE = 9  # 8-byte header length + "{": nothing shorter is a safetensors or torch.save file
 _TMP_SUFFIX = ".ckpt.tmp"
 
@@ -120,7 +125,10 @@ def _unflatten(obj, tensors: dict):
         if "__dict__" in obj:
             return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
         if "__dtype__" in obj:
-            return getattr(torch, obj["__dtype__"])
+            dtype = getattr(torch, str(obj["__dtype__"]), None)
+            if not isinstance(dtype, torch.dtype):  # never hand back another torch attribute (a function, say)
+                raise CheckpointError(f"malformed checkpoint structure: {obj['__dtype__']!r} is not a torch dtype")
+            return dtype
         raise CheckpointError(f"malformed checkpoint structure: {sorted(obj)}")
     return obj
 
@@ -139,6 +147,11 @@ def _checksum(tensors: dict) -> str:
         h.update(f"{len(name)}:{name}|{t.dtype}|{tuple(t.shape)}|{data.nbytes}|".encode())
         h.update(memoryview(data))
     return f"{_CHECKSUM_ALGO}:{h.hexdigest()}"
+
+
+def _structure_checksum(structure_json: str) -> str:
+    """SHA-256 of the header's structure (the JSON text, as stored): step, config, history, run spec."""
+    return f"{_CHECKSUM_ALGO}:{hashlib.sha256(structure_json.encode()).hexdigest()}"
 
 
 def _first_non_finite(tensors: dict) -> str | None:
@@ -176,7 +189,9 @@ def save_checkpoint(state: dict, path: str | os.PathLike, require_finite: bool =
                 "is not finite; the previous checkpoint is kept. A NaN/inf state usually means training "
                 "diverged (pass require_finite=False to write it anyway, e.g. for debugging).",
                 paths[bad])
-    metadata = {"format": FORMAT, "structure": json.dumps(structure), _CHECKSUM_KEY: _checksum(tensors)}
+    structure_json = json.dumps(structure)
+    metadata = {"format": FORMAT, "structure": structure_json, _CHECKSUM_KEY: _checksum(tensors),
+                _STRUCTURE_CHECKSUM_KEY: _structure_checksum(structure_json)}
     blob = save(tensors, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=_TMP_SUFFIX, dir=path.parent)
@@ -287,6 +302,16 @@ def _load_safetensors(path: Path, size: int):
                               "Use an earlier checkpoint or retrain.") from None
     if meta.get("format") != FORMAT:
         return tensors  # a plain safetensors file of tensors (e.g. published weights)
+    unknown = sorted(set(meta) - _METADATA_KEYS)
+    if unknown:
+        raise CheckpointError(f"{path} is corrupt: its header holds metadata that ganlib does not write "
+                              f"({', '.join(map(repr, unknown))}). Use an earlier checkpoint or retrain.")
+    expected = meta.get(_STRUCTURE_CHECKSUM_KEY)
+    if expected is not None and _structure_checksum(meta.get("structure", "")) != expected:
+        raise CheckpointError(
+            f"{path} is corrupt: checksum mismatch in its header (the step, config, history or run spec "
+            "stored beside the tensors changed after it was written: a disk, copy or transfer error, or "
+            "an edit). Use an earlier checkpoint or retrain.")
     expected = meta.get(_CHECKSUM_KEY)
     if expected is not None:  # older ganlib checkpoints have none
         got = _checksum(tensors)

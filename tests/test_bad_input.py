@@ -261,6 +261,63 @@ def test_flipped_byte_in_tensor_data_fails_the_checksum(tmp_path):
     assert "earlier checkpoint" in str(info.value) and "damaged" in str(info.value)
 
 
+def _rewrite_header(path, edit):
+    """Apply ``edit`` to the JSON header of the safetensors file at ``path``, keeping the data."""
+    import json
+
+    blob = path.read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    edit(header["__metadata__"])
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + blob[8 + n:])
+
+
+def _set_step(meta, old=50, new=90):
+    meta["structure"] = meta["structure"].replace(f'["step", {old}]', f'["step", {new}]')
+
+
+def _set_lr(meta):
+    meta["structure"] = meta["structure"].replace('["lr_g", 0.0002]', '["lr_g", 0.02]')
+
+
+def _dtype_to_load(meta):
+    meta["structure"] = meta["structure"].replace('{"__dtype__": "float32"}', '{"__dtype__": "load"}')
+
+
+def _extra_key(meta):
+    meta["note"] = "added by hand"
+
+
+def _older_file(meta):  # what ganlib wrote before the header had its own checksum
+    del meta["structure_checksum"]
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    (_set_step, "checksum mismatch in its header"),          # one byte, as a disk error would change it
+    (_set_lr, "checksum mismatch in its header"),            # an edited config
+    (_extra_key, "metadata that ganlib does not write ('note')"),
+])
+def test_a_changed_header_is_refused(tmp_path, edit, phrase):
+    state = {"step": 50, "config": {"lr_g": 0.0002}, "w": torch.ones(3), "dtype": torch.float32}
+    path = save_checkpoint(state, tmp_path / "c.safetensors")
+    _rewrite_header(path, edit)
+    with pytest.raises(CheckpointError, match=re.escape(phrase)) as info:
+        load_checkpoint(path)
+    assert "earlier checkpoint" in str(info.value)
+
+
+def test_a_dtype_placeholder_must_name_a_dtype_and_older_files_still_load(tmp_path):
+    state = {"step": 50, "w": torch.ones(3), "dtype": torch.float32}
+    path = save_checkpoint(state, tmp_path / "c.safetensors")
+    _rewrite_header(path, _older_file)
+    assert load_checkpoint(path)["step"] == 50  # no header checksum: an older ganlib's file
+    _rewrite_header(path, _dtype_to_load)  # without the header checksum, the placeholder check still holds
+    with pytest.raises(CheckpointError, match="'load' is not a torch dtype"):
+        load_checkpoint(path)
+
+
 def test_non_finite_state_is_not_written_and_the_old_file_stays(tmp_path):
     path = tmp_path / "run.safetensors"
     good = {"models": {"d": {"w": torch.ones(3)}},
