@@ -44,6 +44,7 @@ from . import distributed
 from .checkpoint import load_model
 from .env import default_device
 from .losses import LOSSES
+from .pretrained import generate
 from .spec import IMAGES, MODELS, TOY, RunSpec, SpecError
 from .train import COMPILE_MODES, SampleSnapshots, save_samples
 from .train.ema import EMA_DECAY_RANGE, valid_ema_decay
@@ -235,7 +236,8 @@ def build_trainer(args, callbacks=()):
         if not ckpt.exists():
             raise UsageError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
         check_writable(out)
-        return RunSpec.resume(ckpt, {name: getattr(args, name) for name in SPEC_OPTIONS}, steering(args), callbacks,
+        fields = {**steering(args), "checkpoint_path": str(ckpt)}  # here, wherever the run was made
+        return RunSpec.resume(ckpt, {name: getattr(args, name) for name in SPEC_OPTIONS}, fields, callbacks,
                               lr_decay=bool(args.lr_decay))
     spec = run_spec(args)
     fields = spec.steering(steering(args))  # checked before the folder is made
@@ -268,17 +270,11 @@ def train_main(args) -> dict:
 
 def sample_main(args) -> torch.Tensor:
     """``python -m ganlib sample``: rebuild the generator (EMA if present) and save n samples."""
-    device = default_device(args.device)
-    model = load_model(args.checkpoint, ema=not args.no_ema).to(device).eval()
-    gen = torch.Generator().manual_seed(args.seed)
-    z = torch.randn(args.n, model.latent_dim, generator=gen).to(device)
-    with torch.no_grad():
-        if hasattr(model, "decode_mean"):
-            samples = model.decode_mean(z)
-        elif getattr(model, "num_classes", 0):
-            samples = model(z, labels=torch.arange(args.n, device=device) % model.num_classes)
-        else:
-            samples = model(z)
+    model = load_model(args.checkpoint, ema=not args.no_ema).to(default_device(args.device))
+    samples, _ = generate(model, args.n, args.seed)  # a conditional generator cycles through the classes
+    if not torch.isfinite(samples).all():
+        raise ValueError(f"the model in {args.checkpoint} draws non-finite samples (NaN or inf): its weights "
+                         "diverged. Use an earlier checkpoint; nothing was written")
     save_samples(samples, args.out)
     print(f"wrote {args.n} samples to {args.out}")
     return samples

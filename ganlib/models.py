@@ -554,3 +554,9 @@ class VAE(_Recorded):
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, device=device, generator=generator)
         return self.decode_mean(z)
+
+
+def image_decoder(model: torch.nn.Module):
+    """What draws images from latent codes z: a VAE's decoder mean E[x | z] (:meth:`VAE.decode_mean`),
+    or a generator itself. Call it as ``image_decoder(model)(z)`` (with ``labels=`` for a conditional G)."""
+    return model.decode_mean if isinstance(model, VAE) else model

@@ -46,7 +46,7 @@ from .data import load_mnist
 from .env import RESULTS_DIR, versions
 from .likelihood import active_units, binary_test_set, elbo, iwae_log_likelihood
 from .metrics import frechet_distance_from_features, inception_score, mnist_metrics
-from .models import VAE, build_model
+from .models import build_model, image_decoder
 from .spec import RunSpec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -147,12 +147,26 @@ def load(name: str, folder: Path | None = None, device=None) -> torch.nn.Module:
     if not weights.is_file():
         raise PretrainedError(f"the weights of {name!r} are missing ({weights}). {how}")
     actual = file_sha256(weights)
-    if actual != record["sha256"]:
+    if actual != record.get("sha256"):
         raise PretrainedError(f"{weights} is corrupt or not the shipped file: its SHA-256 is {actual[:16]}..., "
-                              f"{record['sha256'][:16]}... was recorded in {name}.json. {how}")
-    tensors = load_file(str(weights))
-    with safe_open(str(weights), "pt") as f:
-        spec = json.loads(f.metadata()["spec"])
+                              f"{str(record.get('sha256'))[:16]}... was recorded in {name}.json. {how}")
+    if record.get("name", name) != name:
+        raise PretrainedError(f"{name}.json is the record of {record['name']!r}, not of {name!r}: the files were "
+                              f"renamed or copied over each other. {how}")
+    try:
+        tensors = load_file(str(weights))
+        with safe_open(str(weights), "pt") as f:
+            metadata = f.metadata() or {}
+        spec = json.loads(metadata["spec"])
+    except Exception as err:  # a pickle or other file behind a re-recorded hash, or weights without their spec
+        raise PretrainedError(f"{weights} is not a ganlib model file (safetensors with the model's spec): "
+                              f"{type(err).__name__}: {err}. {how}") from None
+    if metadata.get("name", name) != name:
+        raise PretrainedError(f"{weights} holds the weights of {metadata['name']!r}, not of {name!r}: the files "
+                              f"were renamed or copied over each other. {how}")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise PretrainedError(f"{weights} has non-finite weights ({bad[0]}): it would generate NaN. {how}")
     model = build_model(spec)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
     return model.to(device or "cpu").eval()
@@ -167,7 +181,7 @@ def generate(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL
     """``n`` samples (CPU, float32) from seeded noise; a conditional generator gets balanced labels."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(n, generator.latent_dim, generator=rng)
-    draw = generator.decode_mean if isinstance(generator, VAE) else generator  # a VAE samples E[x | z]
+    draw = image_decoder(generator)  # a VAE samples E[x | z]
     classes = getattr(generator, "num_classes", 0)
     labels = torch.arange(n) % classes if classes else None
     device = next(generator.parameters()).device
@@ -474,7 +488,11 @@ def seeds(name: str, seed_list: list[int], out: Path) -> dict:
 
 def check(name: str, folder: Path | None = None) -> dict:
     """Recompute a shipped model's recorded metrics from its weights: {metric: (recorded, now)}."""
-    recorded = info(name, folder)["metrics"]
+    record = info(name, folder)
+    if not isinstance(record.get("metrics"), dict):
+        raise PretrainedError(f"{name}.json records no metrics, so there is nothing to check; regenerate it with "
+                              f"`{MAKE_COMMAND.format(name=name)}`")
+    recorded = record["metrics"]
     now = measure(load(name, folder))
     return {k: (recorded[k], now[k]) for k in recorded if k != "label_histogram"}
 

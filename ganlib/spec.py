@@ -13,7 +13,7 @@ it, and :meth:`RunSpec.recorded` compares the recorded spec with a command's, fi
 itself as the equivalent command line (:meth:`RunSpec.command`), for provenance::
 
     spec = RunSpec("mnist", "dcgan", g_fc=512, d_fc=512, base_width=32)
-    trainer = spec.build_trainer({"steps": 30_000, "ema_decay": 0.999}, checkpoint_path="run/checkpoint.safetensors")
+    trainer = spec.build_trainer({"steps": 30_000, "ema_decay": 0.999, "checkpoint_path": "run/checkpoint.safetensors"})
     trainer.fit()
     spec.command()   # 'python -m ganlib train --dataset mnist --model dcgan --batch-size 64 ...'
 """
@@ -36,8 +36,8 @@ MODELS = ("mlp", "dcgan", "vae", "conv-vae")
 VAE_MODELS = ("vae", "conv-vae")
 #: the DCGAN's layout beyond its base width: G's and D's own widths, and their fully connected layers
 DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc")
-#: config fields that only GANs have: a VAE run refuses them
-GAN_ONLY = ("loss", "d_steps", "gp_weight", "r1_weight", "ema_decay", "lr_g", "lr_d", "compile", "cuda_graph")
+#: config fields that only GANs have (loss, rates, penalties, EMA, speed options): a VAE run refuses them
+GAN_ONLY = tuple(sorted(GANConfig.field_names() - VAEConfig.field_names()))
 
 
 class SpecError(ValueError):
@@ -77,7 +77,7 @@ def load_data(dataset: str):
     return gdata.load_mnist("train", dataset=dataset)
 
 
-def _options(pairs) -> list[str]:
+def options(pairs) -> list[str]:
     """``[("g_fc", 512), ("conditional", True), ("lr", None)]`` -> ``["--g-fc", "512", "--conditional"]``."""
     out = []
     for name, value in pairs:
@@ -119,6 +119,22 @@ def _check(spec: "RunSpec") -> None:
     if spec.is_vae and (spec.conditional or spec.spectral_norm):
         refuse("conditional" if spec.conditional else "spectral_norm",
                "is a GAN option; the VAE models take neither --conditional nor --spectral-norm")
+
+
+def _steering(spec: "RunSpec", fields: dict | None) -> dict:
+    """What :meth:`RunSpec.steering` returns."""
+    fields = {k: v for k, v in (fields or {}).items() if v is not None}
+    defining = sorted(set(fields) & {f.name for f in dataclasses.fields(spec)})
+    if defining:
+        raise SpecError(f"{', '.join(defining)} define the run: give them to the RunSpec, not as config fields")
+    if spec.is_vae:
+        bad = [flag(k) for k in GAN_ONLY if fields.get(k)]  # --compile none (False) asks for nothing
+        if bad:
+            raise SpecError(f"{', '.join(bad)} {'is a GAN option' if len(bad) == 1 else 'are GAN options'}; "
+                            "this run trains a VAE (it takes --lr)")
+        return {k: v for k, v in fields.items() if k not in GAN_ONLY}
+    lr = fields.pop("lr", None)
+    return {**({"lr_g": lr, "lr_d": lr} if lr is not None else {}), **fields}
 
 
 def _models(spec: "RunSpec", data) -> dict:
@@ -187,7 +203,8 @@ class RunSpec:
         self.batch_size = self.batch_size or self.preset["batch_size"]
         self.latent_dim = self.latent_dim or self.preset["latent_dim"]
         if self.model == "dcgan":
-            self.base_width = self.base_width or self.preset["base_width"]
+            if not (self.g_width and self.d_width):  # the base width only fills the width not given
+                self.base_width = self.base_width or self.preset["base_width"]
             self.g_width, self.d_width = self.g_width or self.base_width, self.d_width or self.base_width
             self.g_fc, self.d_fc = self.g_fc or 0, self.d_fc or 0
 
@@ -241,7 +258,7 @@ class RunSpec:
         rest follow from them), with ``steering``'s options (config fields, and ``lr_decay``)
         before the seed."""
         fields = [(name, getattr(self, name)) for name in self.stated if name != "seed"]
-        return _options(fields) + _options((steering or {}).items()) + _options([("seed", self.seed)])
+        return options(fields) + options((steering or {}).items()) + options([("seed", self.seed)])
 
     def command(self, steering: dict | None = None) -> str:
         """The equivalent command line (for provenance); ``steering`` as in :meth:`argv`."""
@@ -262,15 +279,7 @@ class RunSpec:
     def steering(self, fields: dict | None = None) -> dict:
         """Config fields for this kind of run: ``lr`` sets both GAN rates (unless ``lr_g``/``lr_d``
         are given); a GAN-only field on a VAE run is refused (:class:`SpecError`)."""
-        fields = {k: v for k, v in (fields or {}).items() if v is not None}
-        if self.is_vae:
-            bad = [flag(k) for k in GAN_ONLY if k in fields]
-            if bad:
-                raise SpecError(f"{', '.join(bad)} {'is a GAN option' if len(bad) == 1 else 'are GAN options'}; "
-                                "this run trains a VAE (it takes --lr)")
-            return fields
-        lr = fields.pop("lr", None)
-        return {**({"lr_g": lr, "lr_d": lr} if lr is not None else {}), **fields}
+        return _steering(self, fields)
 
     def config(self, steering: dict | None = None):
         """The trainer's config: the preset's steps and learning rate, then :meth:`steering`'s fields."""
@@ -311,8 +320,9 @@ class RunSpec:
         """The trainer of this run, restored from its checkpoint's ``state`` (see :meth:`recorded`),
         with ``steering``'s config fields changed; ``lr_decay`` as in :meth:`build_trainer`."""
         cls = VAETrainer if self.is_vae else GANTrainer
+        overrides = self.steering(steering)  # checked before the data is read
         trainer = cls.from_state(state, self.load_data() if data is None else data, callbacks, source=source,
-                                 **self.steering(steering))
+                                 **overrides)
         trainer.run_spec_fields = self.record()  # older records gain the fields that took their defaults
         return _with_lr_decay(trainer, lr_decay)
 

@@ -3,8 +3,9 @@
 ``make test`` runs ``python tests/run_smoke.py NOTEBOOK...``. Each notebook runs with
 ``GANLIB_PROFILE=smoke`` and without its hidden cells (tag ``remove-cell``): those assert the
 chapter's claims, which hold for the quick and full budgets, not for full-profile code at quick
-budgets. Two notebooks run at a time (CI has two cores); any error fails the run, naming the
-notebook, the cell and the exception.
+budgets. Given several notebooks, two run at a time (``make test`` gives one per call and runs
+its checks two at a time itself); any error fails the run, naming the notebook, the cell and the
+exception.
 """
 from __future__ import annotations
 

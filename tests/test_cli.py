@@ -208,3 +208,29 @@ def test_dcgan_layout_options_build_the_models_and_define_the_run(tmp_path, monk
     main([*base[:-1], str(plain), "--steps", "3", "--resume", "--g-width", "4", "--g-fc", "0", *FAST])
     err = _fails([*base[:-1], str(plain), "--steps", "4", "--resume", "--g-width", "8", *FAST], capsys)
     assert "--g-width 8 (the checkpoint has 4)" in err
+
+
+def test_sample_refuses_a_checkpoint_whose_generator_draws_nan(tmp_path, capsys):
+    import torch
+
+    from ganlib.checkpoint import save_checkpoint
+
+    out = tmp_path / "ring"
+    main(["train", "--dataset", "ring", "--steps", "2", "--out", str(out), *FAST])
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    first = next(iter(state["models"]["generator"]))
+    state["models"]["generator"][first] = torch.full_like(state["models"]["generator"][first], float("nan"))
+    save_checkpoint(state, out / "nan.safetensors", require_finite=False)
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "--checkpoint", str(out / "nan.safetensors"), "--out", str(tmp_path / "s.png")])
+    assert info.value.code == 1
+    assert "draws non-finite samples (NaN or inf)" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_a_moved_run_resumes_into_its_new_folder(tmp_path):
+    old, new = tmp_path / "a", tmp_path / "b"
+    main(["train", "--dataset", "gaussian1d", "--steps", "2", "--out", str(old), *FAST])
+    old.rename(new)
+    main(["train", "--dataset", "gaussian1d", "--steps", "4", "--out", str(new), "--resume", *FAST])
+    assert load_checkpoint(new / "checkpoint.safetensors")["step"] == 4 and not old.exists()

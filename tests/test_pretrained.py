@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -245,3 +246,59 @@ def test_make_resumed_after_an_interruption_ships_the_same_weights(tmp_path, mon
     assert resumed["steps"] == 6 and resumed["wall_time_s"] > 0
     with pytest.raises(pretrained.PretrainedError, match="--run-dir"):
         pretrained.make("tiny-test", tmp_path / "x", resume=True)
+
+
+def _copy_shipped(tmp_path, name="mlp-mnist"):
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(pretrained.WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    return tmp_path
+
+
+def _rename(folder, old, new):
+    for suffix in (".safetensors", ".json"):
+        (folder / f"{old}{suffix}").rename(folder / f"{new}{suffix}")
+
+
+def _nan_weights(folder, name="mlp-mnist"):
+    from safetensors.torch import load_file, save_file
+
+    path = folder / f"{name}.safetensors"
+    with pretrained.safe_open(str(path), "pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(path))
+    first = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, str(path), metadata=metadata)
+    record = json.loads((folder / f"{name}.json").read_text())
+    (folder / f"{name}.json").write_text(json.dumps({**record, "sha256": pretrained.file_sha256(path)}))
+
+
+def _pickle_behind_its_hash(folder, name="mlp-mnist"):
+    path = folder / f"{name}.safetensors"
+    torch.save({"w": torch.ones(2)}, path)
+    record = json.loads((folder / f"{name}.json").read_text())
+    (folder / f"{name}.json").write_text(json.dumps({**record, "sha256": pretrained.file_sha256(path)}))
+
+
+@pytest.mark.parametrize("damage, name, phrase", [
+    (lambda f: _rename(f, "mlp-mnist", "dcgan-mnist"), "dcgan-mnist", "is the record of 'mlp-mnist', not of 'dcgan-mnist'"),
+    (_nan_weights, "mlp-mnist", "has non-finite weights"),
+    (_pickle_behind_its_hash, "mlp-mnist", "is not a ganlib model file"),
+])
+def test_load_refuses_files_that_are_not_the_named_model(tmp_path, damage, name, phrase):
+    folder = _copy_shipped(tmp_path)
+    damage(folder)
+    with pytest.raises(pretrained.PretrainedError, match=re.escape(phrase)) as info:
+        pretrained.load(name, folder)
+    assert "python -m ganlib.pretrained make" in str(info.value)
+
+
+def test_check_says_when_a_record_has_no_metrics(tmp_path):
+    folder = _copy_shipped(tmp_path)
+    record = json.loads((folder / "mlp-mnist.json").read_text())
+    del record["metrics"]
+    (folder / "mlp-mnist.json").write_text(json.dumps(record))
+    with pytest.raises(pretrained.PretrainedError, match="records no metrics"):
+        pretrained.check("mlp-mnist", folder)

@@ -87,3 +87,12 @@ def test_the_vae_refuses_gan_only_options_before_any_work(tmp_path, capsys, opti
     assert info.value.code == 2
     assert f"{option[0]} is a GAN option; this run trains a VAE" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_steering_refuses_what_defines_the_run_and_a_vae_drops_switched_off_gan_options():
+    spec = RunSpec("ring")
+    with pytest.raises(SpecError, match="seed define the run: give them to the RunSpec"):
+        spec.steering({"seed": 3, "steps": 10})
+    vae = RunSpec("mnist", "vae")
+    assert vae.steering({"compile": False, "lr": 1e-3}) == {"lr": 1e-3}  # --compile none asks for nothing
+    assert RunSpec("mnist", "dcgan", g_width=8, d_width=8).base_width is None  # not used: not filled

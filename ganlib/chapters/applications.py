@@ -35,7 +35,7 @@ from ..data import load_mnist, random_subset
 from ..env import seed_everything
 from ..likelihood import elbo
 from ..losses import discriminator_loss, generator_loss
-from ..models import VAE, DCGANDiscriminator
+from ..models import VAE, DCGANDiscriminator, image_decoder
 from ..train import VAEConfig, VAETrainer
 from .classic import binarize
 from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
@@ -58,10 +58,6 @@ def half_mask(shape=(1, 28, 28), keep: str = "top") -> torch.Tensor:
     return mask
 
 
-def _decoder(model: torch.nn.Module):
-    return model.decode_mean if isinstance(model, VAE) else model
-
-
 def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask: torch.Tensor, steps: int = 200,
                              lr: float = 0.05, restarts: int = 4, prior_weight: float = 1e-3,
                              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +70,7 @@ def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask:
     """
     if mask.shape != images.shape[1:]:
         raise ValueError(f"mask must have one image's shape {tuple(images.shape[1:])}, got {tuple(mask.shape)}")
-    decode = _decoder(model)
+    decode = image_decoder(model)
     was_training = model.training
     model.eval()
     for p in model.parameters():

@@ -24,7 +24,7 @@ import torch
 from ..classifier import classify, load_mnist_classifier
 from ..metrics import mnist_metrics
 from ..pretrained import generate
-from ..spec import RunSpec, flag
+from ..spec import RunSpec, options
 from .parallel import map_jobs
 from .results import RESULTS_DIR, load_results, provenance
 
@@ -51,13 +51,8 @@ ARMS: dict[str, dict[str, int]] = {
 UNRECOGNISABLE_BELOW = 0.9  # top classifier probability under this: a reader cannot tell the digit
 
 
-def as_options(fields: dict) -> list[str]:
-    """``{"g_fc": 512}`` -> ``["--g-fc", "512"]``: fields as ``python -m ganlib train`` options."""
-    return [token for name, value in fields.items() for token in (flag(name), str(value))]
-
-
 #: the common part as command-line options (recorded in the results file)
-COMMON_OPTIONS = as_options({**COMMON, **STEERING})
+COMMON_OPTIONS = options({**COMMON, **STEERING}.items())
 
 
 def arm_spec(arm: str, seed: int = 0) -> RunSpec:
@@ -97,7 +92,7 @@ def run_arm(job: tuple[str, int, int]) -> dict:
     history = trainer.fit()
     cpu_seconds = time.process_time() - start
     tail = max(1, len(history["d_real"]) // 10)  # the last 10% of the logged steps
-    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": as_options(ARMS[arm]),
+    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": options(ARMS[arm].items()),
            "g_parameters": sum(p.numel() for p in trainer.generator.parameters()),
            "d_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
            "cpu_s_per_1000_steps": round(1000 * cpu_seconds / trainer.step, 1),
