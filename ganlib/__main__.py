@@ -11,7 +11,8 @@ Examples::
 Under ``torchrun`` training is data-parallel (DistributedDataParallel, see :mod:`ganlib.distributed`):
 each process trains on its own shard of the data, and only rank 0 writes files and prints.
 
-``train`` writes ``DIR/checkpoint.safetensors`` (every ``--checkpoint-every`` steps and at the end),
+``train`` writes ``DIR/checkpoint.safetensors`` (at step 0, every ``--checkpoint-every`` steps, default
+1000, and at the end; ``DIR/.ganlib.lock`` keeps a second run out meanwhile),
 ``DIR/history.json``, ``DIR/samples.png`` and, with ``--sample-every N``, fixed-noise snapshots
 ``DIR/snapshots/samples_step*.png``. Options left out take the dataset's preset, which depends on
 the profile (``GANLIB_PROFILE=quick|full``, see :mod:`ganlib.env`).
@@ -30,37 +31,34 @@ for anything else); ``--debug`` or ``GANLIB_DEBUG=1`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import distributed
 from .checkpoint import load_model
+from .command import (Interrupted, OneLineParser, UsageError, check_output_file, check_output_folder, folder_lock,
+                      run)
 from .env import default_device
 from .losses import LOSSES
 from .pretrained import generate
-from .spec import IMAGES, MODELS, TOY, RunSpec, SpecError
+from .spec import IMAGES, MODELS, TOY, RunSpec
 from .train import COMPILE_MODES, SampleSnapshots, save_samples
 from .train.ema import EMA_DECAY_RANGE, valid_ema_decay
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+#: steps between checkpoints when --checkpoint-every is not given (a new run also saves at step 0, so
+#: that a full disk or a file-size limit shows before any training, not at the end)
+CHECKPOINT_EVERY = 1000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: the options that make a RunSpec (the rest steer the run: config fields)
 SPEC_OPTIONS = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "g_width", "d_width", "g_fc",
                 "d_fc", "conditional", "spectral_norm", "binarize")
-
-
-class UsageError(ValueError):
-    """The command line asks for something that cannot be done; exit status 2."""
-
-
-# ----------------------------------------------------------------------------- parsing
 
 
 def _number(kind, lowest, inclusive: bool, what: str):
@@ -91,14 +89,6 @@ def ema_decay(text: str) -> float:
     if not valid_ema_decay(value):
         raise argparse.ArgumentTypeError(f"expected {EMA_DECAY_RANGE}, got {text!r}")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with each error printed as one line (no usage block) and exit status 2."""
-
-    def error(self, message):
-        """Print ``message`` as one line naming ``--help``, and exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 _NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -165,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=COUNT, help="default 0")
     t.add_argument("--log-every", type=POSITIVE_INT, help="default 50")
     t.add_argument("--sample-every", type=COUNT, help="write fixed-noise snapshots to DIR/snapshots every N steps")
-    t.add_argument("--checkpoint-every", type=COUNT, help="default 0: only at the end")
+    t.add_argument("--checkpoint-every", type=COUNT, help=f"default {CHECKPOINT_EVERY} (0: only at the end); "
+                   "a new run also saves at step 0")
     t.add_argument("--no-progress", action="store_true", default=None)
     t.add_argument("--debug", action="store_true", help="show tracebacks")
     s = sub.add_parser("sample", help="draw samples from a checkpoint into an image")
@@ -216,50 +207,59 @@ def steering(args) -> dict:
     }
 
 
-def check_writable(folder: Path) -> None:
-    """Fail before training, not at the final save, if ``folder`` cannot take the run's files."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--out {folder} is a file; give a folder for the run's checkpoint, history and samples")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise UsageError(f"--out {folder} is not writable ({err.strerror or err}); choose another folder") from None
-
-
-def build_trainer(args, callbacks=()):
-    """The trainer for parsed ``train`` arguments: a new run, or the run in ``--out`` with ``--resume``."""
+def plan_training(args):
+    """Check a ``train`` command line before any work; returns ``start(callbacks) -> trainer``,
+    which builds the new run, or restores the run in ``--out`` with ``--resume``."""
     out = Path(args.out)
     ckpt = out / CHECKPOINT_NAME
     if args.resume:
         if not ckpt.exists():
             raise UsageError(f"--resume: no checkpoint at {ckpt}; run without --resume to start a new run")
-        check_writable(out)
+        check_output_folder(out)
         fields = {**steering(args), "checkpoint_path": str(ckpt)}  # here, wherever the run was made
-        return RunSpec.resume(ckpt, {name: getattr(args, name) for name in SPEC_OPTIONS}, fields, callbacks,
-                              lr_decay=bool(args.lr_decay))
+        given = {name: getattr(args, name) for name in SPEC_OPTIONS}
+        return lambda callbacks: RunSpec.resume(ckpt, given, fields, callbacks, lr_decay=bool(args.lr_decay))
     spec = run_spec(args)
     fields = spec.steering(steering(args))  # checked before the folder is made
-    check_writable(out)
-    return spec.build_trainer({**fields, "checkpoint_path": str(ckpt)}, callbacks, lr_decay=bool(args.lr_decay))
+    check_output_folder(out)
+    fields = {"checkpoint_every": CHECKPOINT_EVERY, **fields, "checkpoint_path": str(ckpt)}
+
+    def start(callbacks):
+        trainer = spec.build_trainer(fields, callbacks, lr_decay=bool(args.lr_decay))
+        trainer.save()  # the first save, at step 0: a disk or permission problem shows now, and nothing is lost
+        return trainer
+
+    return start
+
+
+def build_trainer(args, callbacks=()):
+    """The trainer for parsed ``train`` arguments (:func:`plan_training`, without the folder lock)."""
+    return plan_training(args)(callbacks)
 
 
 def train_main(args) -> dict:
-    """``python -m ganlib train``: build config and trainer, fit, write history and samples.
+    """``python -m ganlib train``: check, lock ``--out``, build or resume the trainer, fit, write
+    history and samples.
 
-    Under ``torchrun`` every rank trains (data-parallel); only rank 0 writes files and prints.
+    Under ``torchrun`` every rank trains (data-parallel); only rank 0 locks and writes files and prints.
     """
     out = Path(args.out)
     distributed.init_distributed(args.device)
     try:
+        start = plan_training(args)
         callbacks = [SampleSnapshots(args.sample_every, out / "snapshots")] if args.sample_every else []
-        trainer = build_trainer(args, callbacks)
-        history = trainer.fit()
-        if distributed.is_main_process():
-            (out / "history.json").write_text(json.dumps(history))
-            save_samples(trainer.sample(64), out / "samples.png")
-            print(f"trained to step {trainer.step}; checkpoint {out / CHECKPOINT_NAME}; samples {out / 'samples.png'}")
+        with folder_lock(out) if distributed.is_main_process() else contextlib.nullcontext():
+            trainer = start(callbacks)
+            try:
+                history = trainer.fit()
+            except (KeyboardInterrupt, Interrupted) as stop:
+                raise Interrupted(f"stopped at step {trainer.step}; {trainer.kept_checkpoint()}",
+                                  getattr(stop, "status", 130)) from None
+            if distributed.is_main_process():
+                (out / "history.json").write_text(json.dumps(history))
+                save_samples(trainer.sample(64), out / "samples.png")
+                print(f"trained to step {trainer.step}; checkpoint {out / CHECKPOINT_NAME}; "
+                      f"samples {out / 'samples.png'}")
     finally:
         distributed.cleanup()
     return history
@@ -270,6 +270,7 @@ def train_main(args) -> dict:
 
 def sample_main(args) -> torch.Tensor:
     """``python -m ganlib sample``: rebuild the generator (EMA if present) and save n samples."""
+    check_output_file(args.out)
     model = load_model(args.checkpoint, ema=not args.no_ema).to(default_device(args.device))
     samples, _ = generate(model, args.n, args.seed)  # a conditional generator cycles through the classes
     if not torch.isfinite(samples).all():
@@ -281,16 +282,10 @@ def sample_main(args) -> torch.Tensor:
 
 
 def main(argv=None):
-    """Run the command line. Errors: one line on stderr, exit 2 (usage) or 1 (anything else)."""
+    """Run the command line (see :mod:`ganlib.command`: one-line errors, exit 2 for usage errors)."""
     args = parse_args(argv)
-    try:
-        return train_main(args) if args.command == "train" else sample_main(args)
-    except Exception as err:  # noqa: BLE001 - the command line's one error boundary
-        if args.debug or os.environ.get("GANLIB_DEBUG"):
-            raise
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"python -m ganlib {args.command}: error: {message}", file=sys.stderr)
-        raise SystemExit(2 if isinstance(err, (UsageError, SpecError)) else 1) from None
+    return run(f"python -m ganlib {args.command}", train_main if args.command == "train" else sample_main, args,
+               args.debug)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from . import data as gdata
 from . import models
 from .checkpoint import load_trainer_state
+from .command import UsageError
 from .env import by_profile, seed_everything
 from .train import GANConfig, GANTrainer, LinearLRDecay, VAEConfig, VAETrainer
 
@@ -40,7 +41,7 @@ DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc")
 GAN_ONLY = tuple(sorted(GANConfig.field_names() - VAEConfig.field_names()))
 
 
-class SpecError(ValueError):
+class SpecError(UsageError):
     """A run spec that cannot be built; the message names the field and its command-line flag."""
 
 
