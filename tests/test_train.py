@@ -240,3 +240,12 @@ def test_no_host_sync_in_cuda_steps():
             trainer.step_log.append(0, trainer.train_step(trainer.draw_inputs()))
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("capability, native", [((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch, capability, native):
+    from ganlib.train import speed
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert speed.native_bf16(torch.device("cuda")) is native  # Colab's T4 is 7.5: float32 there
+    assert speed.native_bf16(torch.device("cpu")) is False

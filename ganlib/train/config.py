@@ -45,7 +45,8 @@ class TrainConfig:
     steps: int = 1000               # total optimisation steps (a resumed run continues up to this)
     batch_size: int = 64            # used when the trainer builds the loader itself
     device: str | None = None       # None: cuda, then mps, then cpu
-    bf16: bool = True               # bf16 autocast on CUDA (ignored on other devices)
+    bf16: bool = True               # bf16 autocast on GPUs that compute it natively (compute capability >= 8.0;
+                                    # float32 on older ones such as Colab's T4, and on other devices)
     fused_adam: bool = True         # fused Adam kernels on CUDA
     seed: int = 0                   # seeds the trainer's generators and its own loader
     log_every: int = 50             # steps between history/progress updates, loss checks and callbacks

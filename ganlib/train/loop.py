@@ -77,7 +77,7 @@ class Trainer:
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}; got {type(config).__name__}")
         self.config = config
         self.device = default_device(config.device)
-        self.use_bf16 = bool(config.bf16) and self.device.type == "cuda"
+        self.use_bf16 = bool(config.bf16) and speed.native_bf16(self.device)
         self.use_channels_last = bool(config.channels_last) and self.device.type in ("cpu", "cuda")
         self.use_cuda_graph = False  # GANConfig.cuda_graph: the GAN trainer's optimizers must then be capturable
         # set up once, before the loop (as nanoGPT does)

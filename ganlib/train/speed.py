@@ -12,6 +12,14 @@ from ..cuda_graph import CUDAGraphStep
 from .config import CUDAGRAPH_MODES, GANConfig, compile_mode
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU of compute capability 8.0
+    (Ampere) or newer. Older GPUs, such as Colab's free T4 (7.5), have no bf16 tensor cores and
+    emulate it slowly, so the trainers keep float32 there (``TrainConfig.bf16`` asks for bf16
+    only where it is native)."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def adam(params, lr: float | torch.Tensor, betas, device: torch.device, fused_adam: bool,
          capturable: bool) -> torch.optim.Adam:
     """Adam with the fastest kernels that keep CPU runs bitwise as they were.
