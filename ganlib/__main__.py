@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -42,8 +41,8 @@ import torch
 
 from . import distributed
 from .checkpoint import load_model
-from .command import (Interrupted, OneLineParser, UsageError, check_output_file, check_output_folder, folder_lock,
-                      run)
+from .command import (COUNT, POSITIVE_INT, RATE, WEIGHT, Interrupted, OneLineParser, UsageError, check_output_file,
+                      check_output_folder, folder_lock, run)
 from .env import default_device
 from .losses import LOSSES
 from .pretrained import generate
@@ -59,28 +58,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: the options that make a RunSpec (the rest steer the run: config fields)
 SPEC_OPTIONS = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "g_width", "d_width", "g_fc",
                 "d_fc", "conditional", "spectral_norm", "binarize")
-
-
-def _number(kind, lowest, inclusive: bool, what: str):
-    """An argparse type: a finite ``kind`` number above ``lowest`` (or at it, if ``inclusive``)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < lowest or (value == lowest and not inclusive):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
-
-
-POSITIVE_INT = _number(int, 1, True, "an integer >= 1")
-COUNT = _number(int, 0, True, "an integer >= 0")
-RATE = _number(float, 0.0, False, "a number > 0")
-WEIGHT = _number(float, 0.0, True, "a number >= 0")
 
 
 def ema_decay(text: str) -> float:

@@ -1,8 +1,10 @@
 """The boundary every ``python -m ganlib...`` command shares.
 
-* Options and output paths are checked before any work: :func:`check_output_folder` and
-  :func:`check_output_file` make the folder and really write into it, so that a read-only folder,
-  a full disk or a file-size limit shows before a run, not after it.
+* Options and output paths are checked before any work: option values by argparse types
+  (:class:`Bounded` numbers: :data:`POSITIVE_INT`, :data:`COUNT`, :data:`POSITIVE_FLOAT`;
+  :class:`CommaList`), output paths by :func:`check_output_folder` and :func:`check_output_file`,
+  which make the folder and really write into it, so that a read-only folder, a full disk or a
+  file-size limit shows before a run, not after it.
 * Errors are one line on stderr, without a traceback: exit status 2 for a wrong command line
   (:class:`UsageError`, argparse's errors through :class:`OneLineParser`), 1 for anything else.
   ``--debug`` or ``GANLIB_DEBUG=1`` shows the traceback.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import socket
 import time
@@ -49,7 +52,89 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def number_type(kind, lowest, inclusive: bool, what: str):
+    """An argparse type: a finite ``kind`` number above ``lowest`` (or at it, if ``inclusive``)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < lowest or (value == lowest and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+POSITIVE_INT = number_type(int, 1, True, "an integer >= 1")
+COUNT = number_type(int, 0, True, "an integer >= 0")
+RATE = number_type(float, 0.0, False, "a number > 0")
+WEIGHT = number_type(float, 0.0, True, "a number >= 0")
+
+
+class Bounded:
+    """An argparse type: a finite ``kind`` number (``int`` or ``float``) at least ``lowest`` (above it
+    when not ``inclusive``) and at most ``highest`` (None: no upper bound); anything else is refused
+    with a message that says what is expected (``why``, if given, follows in parentheses)."""
+
+    def __init__(self, kind: type, lowest, highest=None, inclusive: bool = True, why: str = ""):
+        self.kind, self.lowest, self.highest, self.inclusive = kind, lowest, highest, inclusive
+        noun = "an integer" if kind is int else "a number"
+        if highest is not None:
+            self.expected = f"{noun} from {lowest} to {highest}" if inclusive else f"{noun} > {lowest} and <= {highest}"
+        else:
+            self.expected = f"{noun} {'>=' if inclusive else '>'} {lowest}"
+        self.expected += f" ({why})" if why else ""
+        self.__name__ = self.expected  # argparse names a type by its __name__ in some messages
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            value = None
+        below = value is not None and (value < self.lowest or (value == self.lowest and not self.inclusive))
+        if value is None or not math.isfinite(value) or below or (self.highest is not None and value > self.highest):
+            raise argparse.ArgumentTypeError(f"expected {self.expected}, got {text!r}")
+        return value
+
+
+#: the argparse types of counts of steps, seeds, workers, threads, ...; of seeds and counts that may be 0; of rates
+POSITIVE_INT = Bounded(int, 1)
+COUNT = Bounded(int, 0)
+POSITIVE_FLOAT = Bounded(float, 0.0, inclusive=False)
+
+
+class CommaList:
+    """An argparse type: a comma-separated list, e.g. ``a,b``, of at least one item, each once; an
+    item is a name out of ``choices`` (if given) or what ``item`` (an argparse type) makes of it."""
+
+    def __init__(self, choices=None, item=str):
+        self.choices, self.item = (None if choices is None else list(choices)), item
+        self.__name__ = "a comma-separated list"
+
+    def __call__(self, text: str) -> list:
+        names = [name.strip() for name in text.split(",")]
+        if not all(names):
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list without empty items, got {text!r}")
+        unknown = [name for name in names if self.choices is not None and name not in self.choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))} in {text!r}; choose from "
+                                             f"{','.join(self.choices)}")
+        values = [self.item(name) for name in names]
+        if len(set(values)) < len(values):
+            raise argparse.ArgumentTypeError(f"expected each item once, got {text!r}")
+        return values
+
+
 def _probe(folder: Path, option: str) -> None:
+    for above in (folder, *folder.parents):  # the first part of the path that exists must be a folder
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(f"{option}: {above} is a file, not a folder, so nothing can be written under it; "
+                                 "choose another path")
+            break
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as f:  # a real write, not only a permission bit

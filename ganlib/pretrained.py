@@ -23,7 +23,7 @@ adds its test log-likelihood (:mod:`ganlib.likelihood`, k = 5000, binarised test
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -41,6 +41,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import _umask
+from .command import (COUNT, POSITIVE_INT, OneLineParser, UsageError, check_output_file, check_output_folder,
+                      folder_lock, run)
 from .classifier import classify, load_mnist_classifier
 from .data import load_mnist
 from .env import RESULTS_DIR, versions
@@ -498,28 +500,41 @@ def check(name: str, folder: Path | None = None) -> dict:
 
 
 def main(argv=None) -> None:
-    """``python -m ganlib.pretrained make|seeds|half|check``."""
-    parser = argparse.ArgumentParser(prog="python -m ganlib.pretrained", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """``python -m ganlib.pretrained make|seeds|half|check``: options and output folders are checked
+    before any training (:mod:`ganlib.command`); errors are one line."""
+    parser = OneLineParser(prog="python -m ganlib.pretrained", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     m = sub.add_parser("make", help="train a recipe and write its shipped files")
     m.add_argument("name", choices=names())
     m.add_argument("--folder", type=Path, help="where to write (default: ganlib/weights)")
     m.add_argument("--run-dir", type=Path, help=f"keep the training run here, with a checkpoint every {CHECKPOINT_EVERY} steps")
     m.add_argument("--resume", action="store_true", help="continue the interrupted run in --run-dir")
-    m.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (default 1: fastest for small models)")
+    m.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch threads on the CPU (default 1: fastest for small models)")
     s = sub.add_parser("seeds", help="train a recipe with several seeds; write the metrics' mean and std")
     s.add_argument("name", choices=names())
-    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s.add_argument("--seeds", type=COUNT, nargs="+", default=[0, 1, 2])
     s.add_argument("--out", type=Path, help="default: book/results/NAME_seeds.json")
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--threads", type=POSITIVE_INT, default=1)
     h = sub.add_parser("half", help="re-store a shipped float32 model in float16, re-measuring its metrics")
     h.add_argument("names", nargs="+", choices=names())
     c = sub.add_parser("check", help="recompute the shipped models' metrics")
     c.add_argument("names", nargs="*", help=f"default: all ({', '.join(names())})")
+    for p in (m, s, h, c):
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
+    run(f"python -m ganlib.pretrained {args.command}", _run_command, args, args.debug)
+
+
+def _run_command(args) -> None:
     if args.command == "make":
+        check_output_folder(args.folder or WEIGHTS_DIR, "--folder")
+        if args.resume and args.run_dir is None:
+            raise UsageError("--resume continues the run kept in --run-dir; give the --run-dir of the interrupted run")
+        if args.run_dir is not None:
+            check_output_folder(args.run_dir, "--run-dir")
         torch.set_num_threads(args.threads)
-        record = make(args.name, args.folder, args.run_dir, resume=args.resume)
+        with folder_lock(args.run_dir, "--run-dir") if args.run_dir is not None else contextlib.nullcontext():
+            record = make(args.name, args.folder, args.run_dir, resume=args.resume)
         print(json.dumps({k: record[k] for k in ("name", "steps", "wall_time_s", "metrics", "sha256")}, indent=1))
     elif args.command == "half":
         torch.set_num_threads(1)
@@ -527,10 +542,13 @@ def main(argv=None) -> None:
             record = store_half(name)
             print(name, json.dumps({k: record["metrics"][k] for k in ("fid", "inception_score")}))
     elif args.command == "seeds":
+        out = check_output_file(args.out or RESULTS_DIR / f"{args.name}_seeds.json")
         torch.set_num_threads(args.threads)
-        out = args.out or RESULTS_DIR / f"{args.name}_seeds.json"
         print(json.dumps(seeds(args.name, args.seeds, out)["summary"], indent=1))
     else:
+        unknown = [name for name in args.names if name not in names()]
+        if unknown:
+            raise UsageError(f"no shipped model {unknown[0]!r}; ganlib ships {', '.join(names())}")
         for name in args.names or names():
             for key, (was, now) in check(name).items():
                 print(f"{name:14s} {key:16s} recorded {was:9.4f}  now {now:9.4f}")

@@ -67,7 +67,7 @@ def test_command_line_refuses_bad_options_in_one_line(tmp_path, capsys, monkeypa
 
 @pytest.mark.parametrize("make_out, phrase", [
     (lambda tmp: tmp.joinpath("a-file").write_text("x") and tmp / "a-file", "is a file; give a folder"),
-    (lambda tmp: tmp.joinpath("a-file").write_text("x") and tmp / "a-file" / "run", "is not writable"),
+    (lambda tmp: tmp.joinpath("a-file").write_text("x") and tmp / "a-file" / "run", "a-file is a file, not a folder"),
 ])
 def test_an_unwritable_out_folder_is_refused_before_training(tmp_path, capsys, make_out, phrase):
     out = make_out(tmp_path)

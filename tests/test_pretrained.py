@@ -302,3 +302,31 @@ def test_check_says_when_a_record_has_no_metrics(tmp_path):
     (folder / "mlp-mnist.json").write_text(json.dumps(record))
     with pytest.raises(pretrained.PretrainedError, match="records no metrics"):
         pretrained.check("mlp-mnist", folder)
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["make", "dcgan-mnist", "--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+    (["make", "dcgan-mnist", "--folder", "{file}/weights"], "--folder: {file} is a file, not a folder"),
+    (["make", "dcgan-mnist", "--resume"], "--resume continues the run kept in --run-dir"),
+    (["make", "dcgan-mnist", "--run-dir", "{locked}"], "--run-dir {locked} is in use by another run"),
+    (["seeds", "dcgan-mnist", "--seeds", "-1"], "--seeds: expected an integer >= 0"),
+    (["seeds", "dcgan-mnist", "--out", "{file}/seeds.json"], "--out: {file} is a file, not a folder"),
+    (["check", "nosuch"], "no shipped model 'nosuch'"),
+])
+def test_the_commands_refuse_bad_input_before_training(tmp_path, capsys, monkeypatch, argv, phrase):
+    import os
+    import socket
+
+    from ganlib.command import LOCK_NAME
+
+    monkeypatch.setattr(pretrained, "make", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(pretrained, "seeds", lambda *a, **k: pytest.fail("trained before refusing"))
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    paths = {"file": tmp_path / "file", "locked": tmp_path / "locked"}
+    with pytest.raises(SystemExit) as info:
+        pretrained.main([a.format(**paths) for a in argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and phrase.format(**paths) in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
