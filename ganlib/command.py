@@ -1,7 +1,7 @@
 """The boundary every ``python -m ganlib...`` command shares.
 
 * Options and output paths are checked before any work: option values by argparse types
-  (:class:`Bounded` numbers: :data:`POSITIVE_INT`, :data:`COUNT`, :data:`POSITIVE_FLOAT`;
+  (:func:`number_type` ranges such as :data:`POSITIVE_INT`, :data:`COUNT`, :data:`RATE`;
   :class:`CommaList`), output paths by :func:`check_output_folder` and :func:`check_output_file`,
   which make the folder and really write into it, so that a read-only folder, a full disk or a
   file-size limit shows before a run, not after it.
@@ -52,15 +52,17 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number_type(kind, lowest, inclusive: bool, what: str):
-    """An argparse type: a finite ``kind`` number above ``lowest`` (or at it, if ``inclusive``)."""
+def number_type(kind, lowest, inclusive: bool, what: str, highest=None):
+    """An argparse type: a finite ``kind`` number above ``lowest`` (or at it, if ``inclusive``), and
+    at most ``highest`` if given; ``what`` says what is expected in the error message."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < lowest or (value == lowest and not inclusive):
+        if (not math.isfinite(value) or value < lowest or (value == lowest and not inclusive)
+                or (highest is not None and value > highest)):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -72,38 +74,6 @@ POSITIVE_INT = number_type(int, 1, True, "an integer >= 1")
 COUNT = number_type(int, 0, True, "an integer >= 0")
 RATE = number_type(float, 0.0, False, "a number > 0")
 WEIGHT = number_type(float, 0.0, True, "a number >= 0")
-
-
-class Bounded:
-    """An argparse type: a finite ``kind`` number (``int`` or ``float``) at least ``lowest`` (above it
-    when not ``inclusive``) and at most ``highest`` (None: no upper bound); anything else is refused
-    with a message that says what is expected (``why``, if given, follows in parentheses)."""
-
-    def __init__(self, kind: type, lowest, highest=None, inclusive: bool = True, why: str = ""):
-        self.kind, self.lowest, self.highest, self.inclusive = kind, lowest, highest, inclusive
-        noun = "an integer" if kind is int else "a number"
-        if highest is not None:
-            self.expected = f"{noun} from {lowest} to {highest}" if inclusive else f"{noun} > {lowest} and <= {highest}"
-        else:
-            self.expected = f"{noun} {'>=' if inclusive else '>'} {lowest}"
-        self.expected += f" ({why})" if why else ""
-        self.__name__ = self.expected  # argparse names a type by its __name__ in some messages
-
-    def __call__(self, text: str):
-        try:
-            value = self.kind(text)
-        except ValueError:
-            value = None
-        below = value is not None and (value < self.lowest or (value == self.lowest and not self.inclusive))
-        if value is None or not math.isfinite(value) or below or (self.highest is not None and value > self.highest):
-            raise argparse.ArgumentTypeError(f"expected {self.expected}, got {text!r}")
-        return value
-
-
-#: the argparse types of counts of steps, seeds, workers, threads, ...; of seeds and counts that may be 0; of rates
-POSITIVE_INT = Bounded(int, 1)
-COUNT = Bounded(int, 0)
-POSITIVE_FLOAT = Bounded(float, 0.0, inclusive=False)
 
 
 class CommaList:
@@ -248,3 +218,28 @@ def folder_lock(folder: str | Path, option: str = "--out"):
     finally:
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
+
+
+class _Subcommand(OneLineParser):
+    """A subcommand: one-line argparse errors, and ``--debug`` (show the traceback)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+def command_parser(prog: str, description: str | None = None):
+    """A command line with subcommands: returns ``(parser, subparsers)``; the subcommand's name
+    is ``args.command``, and every subcommand has ``--debug``. ``description`` (e.g. the module's
+    docstring) is shown as written. Errors are one line, exit status 2."""
+    parser = OneLineParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser, parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
+
+
+def run_command(parser: argparse.ArgumentParser, work, argv=None):
+    """Parse ``argv`` with a :func:`command_parser` and run ``work(args)`` at the boundary of
+    :func:`run`: any error is one line ``PROG COMMAND: error: ...`` (exit 2 for a
+    :class:`UsageError`, 1 otherwise), ``--debug`` shows the traceback. ``work``
+    checks what argparse cannot (``--out`` with :func:`check_output_file`, say) before its work."""
+    args = parser.parse_args(argv)
+    return run(f"{parser.prog} {args.command}", work, args, args.debug)

@@ -21,6 +21,7 @@ import torch
 
 from .data import dynamic_binarize
 from .losses import reconstruction_nll
+from .metrics import check_pixel_range
 from .models import VAE
 
 __all__ = ["log_importance_weights", "iwae_log_likelihood", "elbo", "active_units", "binary_test_set"]
@@ -28,7 +29,9 @@ __all__ = ["log_importance_weights", "iwae_log_likelihood", "elbo", "active_unit
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _check(vae, x: torch.Tensor, k: int) -> None:
+def _check(vae, x: torch.Tensor, k: int, decoded: bool = True) -> None:
+    """Type, k, shape and finite values; with ``decoded`` (x is scored by the decoder) and a Bernoulli
+    decoder also binary images in ganlib's scale, every pixel -1 or 1."""
     if not isinstance(vae, VAE):
         raise TypeError(f"vae must be a ganlib.models.VAE, got {type(vae).__name__}")
     if not isinstance(k, int) or k < 1:
@@ -36,6 +39,15 @@ def _check(vae, x: torch.Tensor, k: int) -> None:
     if x.dim() != len(vae.image_shape) + 1 or tuple(x.shape[1:]) != vae.image_shape:
         raise ValueError(f"x must have shape (N, {', '.join(map(str, vae.image_shape))}) for this VAE; "
                          f"got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x contains NaN/inf")
+    if not decoded or vae.likelihood != "bernoulli" or len(x) == 0:
+        return
+    check_pixel_range("x", x)
+    grey = int(((x != 1) & (x != -1)).sum())
+    if grey:  # the Bernoulli pmf of a grey level is not a likelihood of anything
+        raise ValueError(f"x must be binary (every pixel -1 or 1) for a Bernoulli VAE; {grey} of {x.numel()} pixels "
+                         "are grey levels: score binary_test_set(x) (a fixed dynamic binarisation) instead")
 
 
 def _target(vae: VAE, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +92,7 @@ def iwae_log_likelihood(vae: VAE, x: torch.Tensor, k: int = 5000, generator: tor
 
     Args:
         vae: a :class:`ganlib.models.VAE`.
-        x: the images to score, in [-1, 1].
+        x: the images to score, in [-1, 1]; binary ({-1, 1}, e.g. :func:`binary_test_set`) for a Bernoulli decoder.
         k: importance samples per example.
         generator: the random generator of the draws z ~ q(z|x).
         max_rows: decoder rows per call (the memory budget).
@@ -118,7 +130,7 @@ def elbo(vae: VAE, x: torch.Tensor, generator: torch.Generator | None = None, ba
     with the VAE in eval mode.
 
     Shape:
-        - x: (N, *vae.image_shape), in [-1, 1]
+        - x: (N, *vae.image_shape), in [-1, 1]; binary ({-1, 1}) for a Bernoulli decoder
         - each output: (N,), float64
     """
     _check(vae, x, 1)
@@ -146,7 +158,9 @@ def active_units(vae: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size:
         - x: (N, *vae.image_shape), in [-1, 1]; N >= 2
         - output: (latent_dim,), float64
     """
-    _check(vae, x, 1)
+    _check(vae, x, 1, decoded=False)
+    if len(x) < 2:
+        raise ValueError(f"active_units needs at least 2 images (the activity is a variance over images); got {len(x)}")
     was_training = vae.training
     vae.eval()
     try:
@@ -163,7 +177,8 @@ def binary_test_set(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
     test images (seed 0), so the numbers are comparable across chapters and runs.
 
     Shape:
-        - images: any shape, in [-1, 1]
+        - images: any shape, in [-1, 1] (a batch in [0, 1] or [0, 255] is refused: no value below 0)
         - output: the same shape, values in {-1, 1}
     """
+    check_pixel_range("images", images)
     return dynamic_binarize(images, torch.Generator().manual_seed(seed))

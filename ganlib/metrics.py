@@ -105,6 +105,31 @@ def _as_float64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+def check_pixel_range(name: str, images: torch.Tensor, signed: bool = True, tolerance: float = 0.01
+                      ) -> tuple[float, float]:
+    """Refuse images off ganlib's pixel scale [-1, 1] with a ValueError naming ``name`` and the fix.
+
+    Values may stray past -1 and 1 by ``tolerance``; NaN or inf is refused. With ``signed`` a batch
+    with no value below 0 but some above (a [0, 1] batch: ganlib's backgrounds are -1) is refused
+    too; an all-zero batch (uniform mid-grey) passes. One host sync; returns ``(min, max)``.
+    """
+    if images.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(images.shape)}); it needs at least one image")
+    lo, hi = (float(v) for v in torch.stack(torch.aminmax(images.detach().float())).cpu())
+    span = f"these span [{lo:.3g}, {hi:.3g}]"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contain NaN/inf (did the generator diverge?)")
+    if lo >= -tolerance and 1 + tolerance < hi <= 255 + tolerance:
+        fix = "divide by 127.5 and subtract 1"
+    elif signed and lo >= 0 and 0 < hi <= 1 + tolerance:
+        fix = "multiply by 2 and subtract 1"
+    elif lo < -1 - tolerance or hi > 1 + tolerance:
+        fix = "clamp them or check what produced them"
+    else:
+        return lo, hi
+    raise ValueError(f"{name} must be in [-1, 1] (ganlib's pixel scale); {span}: {fix}")
+
+
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric positive semi-definite matrix, by eigendecomposition."""
     w, v = np.linalg.eigh((a + a.T) / 2)
@@ -245,13 +270,26 @@ def _feature_pair(real_features, fake_features, k: int) -> tuple[torch.Tensor, t
     fake = torch.as_tensor(_as_float64(fake_features))
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"features must be (N, d) with the same d; got {tuple(real.shape)}, {tuple(fake.shape)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1 (the k-th nearest neighbour sets each ball's radius; "
+                         f"k=0 gives balls of radius 0); got k={k!r}")
     if min(len(real), len(fake)) <= k:
-        raise ValueError(f"need more than k={k} points in each set")
+        raise ValueError(f"need more than k={k} points in each set; got {len(real)} real and {len(fake)} fake "
+                         "points: pass more points or lower k")
     for name, f in (("real_features", real), ("fake_features", fake)):
         if not torch.isfinite(f).all():  # NaN distances compare False: precision and recall would be 0
             raise ValueError(f"{name} contain NaN/inf ({int((~torch.isfinite(f)).any(1).sum())} of {len(f)} "
                              "rows); precision and recall need finite features (did the generator diverge?)")
     return real, fake
+
+
+def _real_radii(real: torch.Tensor, k: int) -> torch.Tensor:
+    """:func:`_kth_neighbour_radius` of the real points, refusing the degenerate case where every one is 0."""
+    radii = _kth_neighbour_radius(real, k)
+    if not bool((radii > 0).any()):  # every ball is a point: only exact copies of real points count as inside
+        raise ValueError(f"real_features: every real point's k-th nearest neighbour (k={k}) is an identical copy, so "
+                         "every ball has radius 0 and only exact copies would count; pass distinct real points")
+    return radii
 
 
 def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
@@ -265,7 +303,8 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
     Args:
         real_features: features of real images.
         fake_features: features of generated images.
-        k: the neighbour that sets each ball's radius; each set needs more than k points.
+        k: the neighbour that sets each ball's radius, >= 1; each set needs more than k points, and
+            the real points may not all be identical (every ball would have radius 0).
 
     Shape:
         - real_features: (N, d), fake_features: (M, d), tensors or arrays
@@ -274,7 +313,7 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
         ``(precision, recall)``, each in [0, 1].
     """
     real, fake = _feature_pair(real_features, fake_features, k)
-    precision = _inside_manifold(fake, real, _kth_neighbour_radius(real, k)).double().mean()
+    precision = _inside_manifold(fake, real, _real_radii(real, k)).double().mean()
     recall = _inside_manifold(real, fake, _kth_neighbour_radius(fake, k)).double().mean()
     return float(precision), float(recall)
 
@@ -298,7 +337,7 @@ def density_coverage(real_features, fake_features, k: int = 5) -> tuple[float, f
         ``(density, coverage)``.
     """
     real, fake = _feature_pair(real_features, fake_features, k)
-    radii = _kth_neighbour_radius(real, k)
+    radii = _real_radii(real, k)
     inside_counts = torch.zeros(len(fake), dtype=torch.float64)
     covered = torch.zeros(len(real), dtype=torch.bool)
     for i in range(0, len(fake), 2048):
@@ -337,10 +376,19 @@ def extrapolate_fid(sizes, fids) -> tuple[float, float]:
     Chong & Forsyth (2020, Sec. 3) show FID_N is linear in 1/N for large N and report the
     intercept, FID_inf: the FID of infinitely many samples, free of the sample-size bias.
     """
-    x = 1.0 / np.asarray(sizes, dtype=np.float64)
+    n = np.asarray(sizes, dtype=np.float64)
     y = np.asarray(fids, dtype=np.float64)
-    if x.shape != y.shape or len(x) < 2 or len(np.unique(x)) < 2:
-        raise ValueError(f"need FIDs at two or more different sample sizes; got sizes {list(sizes)} and {len(y)} FIDs")
+    if n.ndim != 1 or n.shape != y.shape:
+        raise ValueError(f"sizes and fids must be 1-D and of one length (one FID per sample size); got "
+                         f"{n.size} sizes and {y.size} FIDs")
+    if not (np.isfinite(n).all() and (n > 0).all()):
+        raise ValueError(f"sizes must be positive sample counts; got {n.tolist()}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"fids must be finite; got {y.tolist()} (a NaN/inf FID comes from non-finite features: "
+                         "drop it or fix the generator)")
+    if len(np.unique(n)) < 2:
+        raise ValueError(f"need FIDs at two or more different sample sizes; got sizes {n.tolist()}")
+    x = 1.0 / n
     slope, intercept = np.polyfit(x, y, 1)
     return float(intercept), float(slope)
 
@@ -355,6 +403,13 @@ def nearest_neighbours(samples: torch.Tensor, reference: torch.Tensor, chunk: in
         - samples: (N, *), reference: (M, *), the same size per example
         - output: ``(indices (N,) int64, distances (N,))``
     """
+    for name, t in (("samples", samples), ("reference", reference)):
+        if t.dim() < 2 or len(t) == 0:
+            raise ValueError(f"{name} must be a non-empty batch (N, *) of images or feature vectors; "
+                             f"got shape {tuple(t.shape)}")
+    if samples[0].numel() != reference[0].numel():
+        raise ValueError(f"samples and reference must have the same size per example; got shapes "
+                         f"{tuple(samples.shape)} and {tuple(reference.shape)}")
     flat = samples.flatten(1).float()
     best_d = torch.full((len(flat),), float("inf"))
     best_i = torch.zeros(len(flat), dtype=torch.long)
@@ -392,14 +447,22 @@ def memorisation(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Ten
     beside FID, never alone.
 
     Shape:
-        - samples, train, held_out: (N, *), (M, *), (K, *), one image shape
+        - samples, train, held_out: (N, *), (M, *), (K, *), one image shape, on one pixel scale
+          (ganlib's [-1, 1]); K >= 2
     """
+    lows = {}
     for name, t in (("samples", samples), ("train", train), ("held_out", held_out)):
         if t.dim() < 2 or len(t) == 0 or tuple(t.shape[1:]) != tuple(train.shape[1:]):
             raise ValueError(f"samples, train and held_out must be non-empty image batches of one shape; "
                              f"got {name} of shape {tuple(t.shape)} (train {tuple(train.shape)})")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contain NaN/inf (did the generator diverge?)")
+        lows[name] = check_pixel_range(name, t, signed=False)[0]
+    if len({lo < 0 for lo in lows.values()}) > 1:  # pixel distances across two scales mean nothing
+        unsigned = [name for name, lo in lows.items() if lo >= 0]
+        raise ValueError(f"{' and '.join(unsigned)} have no value below 0 while the others do: put all three on "
+                         "ganlib's [-1, 1] scale (x * 2 - 1 for [0, 1] images)")
+    if len(held_out) < 2:  # checked here too, before the costly distances
+        raise ValueError(f"held_out needs at least 2 images (their distances set the copy threshold); "
+                         f"got {len(held_out)}")
     return memorisation_from_distances(nearest_neighbours(samples, train)[1], nearest_neighbours(held_out, train)[1],
                                        quantile)
 
@@ -409,6 +472,9 @@ def memorisation_from_distances(sample_distances: torch.Tensor, held_out_distanc
     """:func:`memorisation` from the nearest-training-image distances of the samples and of the held-out images."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    if len(held_out_distances) < 2 or len(sample_distances) == 0:
+        raise ValueError(f"need the distances of at least 2 held-out images and 1 sample; got "
+                         f"{len(held_out_distances)} and {len(sample_distances)}")
     threshold = float(torch.quantile(held_out_distances.double(), quantile))
     return Memorisation(float((sample_distances < threshold).double().mean()),
                         float(sample_distances.median() / held_out_distances.median()), threshold, quantile)
@@ -444,6 +510,12 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     """
     if reference is not None and reference_features is not None:
         raise ValueError("pass reference images or reference_features, not both")
+    for name, images in (("generated", generated), ("reference", reference)):
+        if images is None:
+            continue
+        if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"{name} must be MNIST-like images of shape (N, 1, 28, 28); got {tuple(images.shape)}")
+        check_pixel_range(name, images)
     if classifier is None:
         classifier = load_mnist_classifier()
     if reference is None and reference_features is None:

@@ -41,8 +41,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .checkpoint import _umask
-from .command import (COUNT, POSITIVE_INT, OneLineParser, UsageError, check_output_file, check_output_folder,
-                      folder_lock, run)
+from .command import (COUNT, POSITIVE_INT, UsageError, check_output_file, check_output_folder, command_parser,
+                      folder_lock, run_command)
 from .classifier import classify, load_mnist_classifier
 from .data import load_mnist
 from .env import RESULTS_DIR, versions
@@ -502,8 +502,7 @@ def check(name: str, folder: Path | None = None) -> dict:
 def main(argv=None) -> None:
     """``python -m ganlib.pretrained make|seeds|half|check``: options and output folders are checked
     before any training (:mod:`ganlib.command`); errors are one line."""
-    parser = OneLineParser(prog="python -m ganlib.pretrained", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    parser, sub = command_parser("python -m ganlib.pretrained", __doc__.split("\n\n")[0])
     m = sub.add_parser("make", help="train a recipe and write its shipped files")
     m.add_argument("name", choices=names())
     m.add_argument("--folder", type=Path, help="where to write (default: ganlib/weights)")
@@ -519,13 +518,10 @@ def main(argv=None) -> None:
     h.add_argument("names", nargs="+", choices=names())
     c = sub.add_parser("check", help="recompute the shipped models' metrics")
     c.add_argument("names", nargs="*", help=f"default: all ({', '.join(names())})")
-    for p in (m, s, h, c):
-        p.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    run(f"python -m ganlib.pretrained {args.command}", _run_command, args, args.debug)
+    run_command(parser, _make_or_check, argv)
 
 
-def _run_command(args) -> None:
+def _make_or_check(args) -> None:
     if args.command == "make":
         check_output_folder(args.folder or WEIGHTS_DIR, "--folder")
         if args.resume and args.run_dir is None:

@@ -48,7 +48,7 @@ def fid_parity(args, argv) -> dict:
                      cuda_graph=cuda_graph),
     }
     fids: dict[str, list[float]] = {name: [] for name in paths}
-    seeds = [int(s) for s in str(args.seeds).split(",")]
+    seeds = list(args.seeds)  # checked by the command line: a non-empty list of seeds
 
     for seed in seeds:
         for name, opts in paths.items():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..command import UsageError
 from ..env import default_device, seed_everything
 from ..models import DCGANDiscriminator, DCGANGenerator
 from ..train import CUDAGRAPH_MODES, GANConfig, GANTrainer
@@ -76,7 +77,7 @@ def fast_settings(cuda_graph: str, compile_flag: str, device) -> list[tuple[bool
         candidates += [(graph, mode) for mode in modes if (graph, mode) not in candidates
                        and not (graph and mode in CUDAGRAPH_MODES)]  # those make their own graphs
     if not candidates:
-        raise SystemExit(f"--cuda-graph on cannot be combined with --compile {compile_flag} (it makes its own "
+        raise UsageError(f"--cuda-graph on cannot be combined with --compile {compile_flag} (it makes its own "
                          "CUDA graphs); use --compile default or max-autotune-no-cudagraphs")
     return candidates
 
@@ -173,10 +174,7 @@ def throughput(args, argv) -> list[Result]:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
-    unknown = [v for v in versions if v not in VERSIONS]
-    if unknown or not versions:
-        raise SystemExit(f"--versions takes a comma-separated subset of a,b,c; got {args.versions!r}")
+    versions = list(args.versions)  # checked by the command line: a non-empty list of VERSIONS' keys
     fast_candidates = fast_settings(args.cuda_graph, args.compile, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the DCGAN example does; a process-wide flag

@@ -38,7 +38,8 @@ from ..losses import discriminator_loss, generator_loss
 from ..models import VAE, DCGANDiscriminator, image_decoder
 from ..train import VAEConfig, VAETrainer
 from .classic import binarize
-from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
+from .results import (RESULTS_DIR, add_command, command_parser, load_results, provenance, run_one_thread_command,
+                      save_results)
 
 
 def half_mask(shape=(1, 28, 28), keep: str = "top") -> torch.Tensor:
@@ -444,8 +445,10 @@ def main(argv=None) -> None:
                 AUGMENTATION_PATH, seeds=5)
     add_command(sub, "anomaly", "VAE anomaly scores, each digit held out (book/results/applications_anomaly.json)",
                 ANOMALY_PATH, steps=5000)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    run_one_thread_command(parser, _write_results, argv)
+
+
+def _write_results(args) -> None:
     result = augmentation_study(tuple(range(args.seeds))) if args.command == "augment" else anomaly_study(steps=args.steps)
     print(f"wrote {save_results(result, args.out)}")
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import pretrained
 from ..classifier import classify, load_mnist_classifier
+from ..command import POSITIVE_INT, check_output_file, number_type
 from ..data import load_mnist, random_subset
 from ..env import seed_everything
 from ..losses import discriminator_loss, generator_loss, r1_penalty
@@ -31,7 +32,7 @@ from ..models import DCGANDiscriminator, DCGANGenerator
 from ..train import GANConfig, GANTrainer
 from .experiments import DATASETS, Setup, train_toy_gan
 from .parallel import map_jobs
-from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
+from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, run_command, save_results
 
 DCGAN_FAILURE_PATH = RESULTS_DIR / "dcgan_failure.json"
 DCGAN_FAILURE_COMMAND = "python -m ganlib.chapters.challenges dcgan-failure"
@@ -349,8 +350,12 @@ class RealAccuracy:
 SMALL_DATA_FIXES = {"no fix": {}, "augmentation (shifts of 2 px)": {"augment": 2}, "R1, gamma 1": {"r1_weight": 0.5}}
 
 
+SMALL_DATA_HELD_OUT = 512  # held-out training images D's calls are measured on
+SMALL_DATA_EVERY = 200  # steps between measurements in small_data_study
+
+
 def small_data_run(n_train: int = 256, steps: int = 1500, fix: dict | None = None, seed: int = 0,
-                   n_held_out: int = 512, every: int = 100, base_width: int = 16) -> dict:
+                   n_held_out: int = SMALL_DATA_HELD_OUT, every: int = 100, base_width: int = 16) -> dict:
     """A 28x28 DCGAN on ``n_train`` MNIST images; D's calls on training and held-out reals over training.
 
     ``fix`` is ``{}``, ``{"augment": pixels}`` (:class:`RandomTranslate` around D) or
@@ -378,7 +383,7 @@ SMALL_DATA_PATH = RESULTS_DIR / "small_data.json"
 SMALL_DATA_COMMAND = "python -m ganlib.chapters.challenges small-data"
 
 
-def small_data_study(n_train: int = 256, steps: int = 4000, seed: int = 0, every: int = 200,
+def small_data_study(n_train: int = 256, steps: int = 4000, seed: int = 0, every: int = SMALL_DATA_EVERY,
                      command: str = SMALL_DATA_COMMAND) -> dict:
     """:func:`small_data_run` for every entry of :data:`SMALL_DATA_FIXES`, with provenance."""
     start = time.perf_counter()
@@ -460,16 +465,26 @@ def main(argv=None) -> None:
     df = add_command(sub, "dcgan-failure", "PyTorch's DCGAN example on 64x64 MNIST, and one fix at a time",
                      DCGAN_FAILURE_PATH, iterations=200, seed=0)
     sd = add_command(sub, "small-data", "a DCGAN on a few hundred MNIST images: D's accuracy on held-out reals",
-                     SMALL_DATA_PATH, n_train=256, steps=4000, seed=0)
+                     SMALL_DATA_PATH, n_train=256, steps=4000, seed=0, types={
+                         "n_train": number_type(int, 1, True, f"an integer from 1 to {60_000 - SMALL_DATA_HELD_OUT} "
+                                                f"(MNIST's 60,000 training images less {SMALL_DATA_HELD_OUT} held out)",
+                                                highest=60_000 - SMALL_DATA_HELD_OUT),
+                         "steps": number_type(int, SMALL_DATA_EVERY, True, f"an integer >= {SMALL_DATA_EVERY} "
+                                              f"(D is measured every {SMALL_DATA_EVERY} steps)")})
     hp = add_command(sub, "hyperparameters", "the lr ratio x Adam beta1 grid and the width study, 2D ring",
                      HYPERPARAMETERS_PATH, steps=3000)
-    hp.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 per cell")
+    hp.add_argument("--seeds", type=POSITIVE_INT, default=3, help="seeds 0 .. N-1 per cell")
     for p in (df, hp):
-        p.add_argument("--workers", type=int, default=1, help="runs in parallel processes (same numbers as one)")
+        p.add_argument("--workers", type=POSITIVE_INT, default=1,
+                       help="runs in parallel processes (same numbers as one)")
     for p in (df, sd, hp):
-        p.add_argument("--threads", type=int, default=1, help="torch CPU threads (per worker)")
-    args = parser.parse_args(argv)
+        p.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch CPU threads (per worker)")
     command = "python -m ganlib.chapters.challenges " + " ".join(argv if argv is not None else sys.argv[1:])
+    run_command(parser, lambda args: _write_results(args, command), argv)
+
+
+def _write_results(args, command: str) -> None:
+    check_output_file(args.out, "--out")
     torch.set_num_threads(args.threads)  # workers inherit this count (ganlib.chapters.parallel)
     if args.command == "small-data":
         result = small_data_study(args.n_train, args.steps, args.seed, command=command)

@@ -13,20 +13,19 @@ writes ``book/results/dcgan_recipe.json`` (with provenance); the practice chapte
 """
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from ..classifier import classify, load_mnist_classifier
+from ..command import COUNT, POSITIVE_INT, UsageError, check_output_file
 from ..metrics import mnist_metrics
 from ..pretrained import generate
 from ..spec import RunSpec, options
 from .parallel import map_jobs
-from .results import RESULTS_DIR, load_results, provenance
+from .results import RESULTS_DIR, command_parser, load_results, provenance, run_command
 
 RECIPE_PATH = RESULTS_DIR / "dcgan_recipe.json"
 COMMAND = "python -m ganlib.chapters.dcgan_recipe ablation"
@@ -161,22 +160,40 @@ def load_recipe(path: Path = RECIPE_PATH) -> dict:
     return load_results(path, f"{COMMAND} --steps 2000 --seeds 0 1 2 --workers 2")
 
 
+def _check_earlier(out: Path, steps: int) -> None:
+    """Refuse now, not after the training, a non-empty ``out`` whose rows a run of ``steps`` steps
+    cannot join (:func:`combine`): not this study's results, or other steps or common options."""
+    if not (out.is_file() and out.stat().st_size):
+        return
+    try:
+        earlier = json.loads(out.read_text())
+        same = (earlier["steps"], earlier["common_options"]) == (steps, COMMON_OPTIONS)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"--out {out} holds no results of this study ({type(err).__name__}: {err}); "
+                         "choose another file") from None
+    if not same:
+        raise UsageError(f"--out {out} holds runs of {earlier['steps']} steps (or other common options), which "
+                         f"runs of --steps {steps} cannot join; choose another file")
+
+
 def main(argv=None) -> None:
     """``python -m ganlib.chapters.dcgan_recipe ablation``: run the study, combine with earlier rows, write."""
-    parser = argparse.ArgumentParser(prog="python -m ganlib.chapters.dcgan_recipe")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_parser("python -m ganlib.chapters.dcgan_recipe")
     a = sub.add_parser("ablation", help="train every layout arm over seeds (writes book/results/dcgan_recipe.json)")
-    a.add_argument("--steps", type=int, default=2000)
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a.add_argument("--steps", type=POSITIVE_INT, default=2000)
+    a.add_argument("--seeds", type=COUNT, nargs="+", default=[0, 1, 2])
     a.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
-    a.add_argument("--workers", type=int, default=1, help="parallel processes, one torch thread each")
+    a.add_argument("--workers", type=POSITIVE_INT, default=1, help="parallel processes, one torch thread each")
     a.add_argument("--out", type=Path, default=RECIPE_PATH)
-    args = parser.parse_args(argv)
-    if args.steps < 1 or not args.seeds or args.workers < 1:
-        parser.error("--steps and --workers must be >= 1, and --seeds needs at least one seed")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=args.out.parent):  # fail now, not after the training, if --out's folder is not writable
-        pass
+    run_command(parser, _ablation, argv)
+
+
+def _ablation(args) -> None:
+    for option, values in (("--seeds", args.seeds), ("--arms", args.arms)):
+        if len(set(values)) < len(values):
+            raise UsageError(f"{option} {' '.join(map(str, values))}: give each one once")
+    check_output_file(args.out, "--out")
+    _check_earlier(args.out, args.steps)
     torch.set_num_threads(1)
     result = ablation(args.steps, args.seeds, args.arms, args.workers)
     if args.out.exists() and args.out.stat().st_size:  # rows of other arms or seeds (read now: another run may have written)

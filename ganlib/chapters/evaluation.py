@@ -24,11 +24,13 @@ import torch.nn.functional as F
 
 from .. import metrics, pretrained
 from ..classifier import classify, load_mnist_classifier
+from ..command import number_type
 from ..data import gaussian_ring, load_mnist, random_subset
 from ..likelihood import iwae_log_likelihood
 from .classic import BernoulliPixels, GaussianPixels, MarkovPixels, binarize, dequantize, mean_log_likelihood
 from .experiments import Setup, train_toy_gan
-from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results
+from .results import (RESULTS_DIR, add_command, command_parser, load_results, provenance, run_one_thread_command,
+                      save_results)
 
 CALIBRATION_PATH = RESULTS_DIR / "mnist_fid_calibration.json"
 CALIBRATION_COMMAND = "python -m ganlib.chapters.evaluation calibrate"
@@ -492,11 +494,18 @@ def main(argv=None) -> None:
     add_command(sub, "calibrate", "the MNIST FID of spoiled real digits (writes book/results/mnist_fid_calibration.json)",
                 CALIBRATION_PATH, seed=0)
     add_command(sub, "validate", "controlled failures, the test set's order, FID against N "
-                "(writes book/results/evaluation_validation.json)", VALIDATION_PATH, n=2000, n_reference=5000, seed=0)
+                "(writes book/results/evaluation_validation.json)", VALIDATION_PATH, n=2000, n_reference=5000, seed=0,
+                types={"n": number_type(int, 10, True, "an integer from 10 to 5000 (images per set: more than the "
+                                        "metrics' 5 nearest neighbours; 5 classes dropped leave about 5,100 "
+                                        "held-out digits)", highest=5000),
+                       "n_reference": number_type(int, 10, True, "an integer from 10 to 10000 (of MNIST's 10,000 "
+                                                  "test images)", highest=10_000)})
     add_command(sub, "rank", "every model of the book on one table (writes book/results/evaluation_ranking.json)",
                 RANKING_PATH, seed=0)
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    run_one_thread_command(parser, _write_results, argv)
+
+
+def _write_results(args) -> None:
     if args.command == "calibrate":
         result = calibration(args.seed)
     elif args.command == "validate":

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from ..command import POSITIVE_INT, CommaList, UsageError, check_output_file
 from ..data import Gaussian1D, gaussian_grid, gaussian_ring
 from ..env import seed_everything
 from ..losses import discriminator_loss, gradient_penalty
@@ -39,7 +40,7 @@ from ..train import GANConfig, GANTrainer, LinearLRDecay
 from .pacgan import PackedDiscriminator
 from . import results
 from .parallel import map_jobs
-from .results import RESULTS_DIR, command_parser, provenance, save_results, versions
+from .results import RESULTS_DIR, command_parser, provenance, run_command, save_results, versions
 
 MODE_COLLAPSE_PATH = RESULTS_DIR / "mode_collapse_full.json"
 MODE_COLLAPSE_COMMAND = "python -m ganlib.chapters.experiments mode-collapse --profile full"
@@ -498,14 +499,25 @@ def main(argv=None) -> None:
     parser, sub = command_parser("python -m ganlib.chapters.experiments", __doc__)
     mc = sub.add_parser("mode-collapse", help="train every configuration on the ring and grid, over seeds")
     mc.add_argument("--profile", choices=sorted(PROFILES), default="full")
-    mc.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the profile's)")
-    mc.add_argument("--steps", type=int, default=None)
-    mc.add_argument("--configs", default=None, help=f"comma-separated subset of {','.join(CONFIGS)}")
-    mc.add_argument("--datasets", default=None, help="comma-separated subset of ring,grid")
-    mc.add_argument("--threads", type=int, default=1, help="torch CPU threads (per worker)")
-    mc.add_argument("--workers", type=int, default=1, help="runs in parallel processes (same rows as one)")
-    mc.add_argument("--out", default=None, help="results file (default book/results/mode_collapse_<profile>.json)")
-    args = parser.parse_args(argv)
+    mc.add_argument("--seeds", type=POSITIVE_INT, default=None, help="number of seeds (default: the profile's)")
+    mc.add_argument("--steps", type=POSITIVE_INT, default=None)
+    mc.add_argument("--configs", type=CommaList(CONFIGS), default=None,
+                    help=f"comma-separated subset of {','.join(CONFIGS)}")
+    mc.add_argument("--datasets", type=CommaList(DATASETS), default=None, help="comma-separated subset of ring,grid")
+    mc.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch CPU threads (per worker)")
+    mc.add_argument("--workers", type=POSITIVE_INT, default=1, help="runs in parallel processes (same rows as one)")
+    mc.add_argument("--out", default=None, help="results file, .json; a Markdown twin (.md) is written beside it "
+                    "(default book/results/mode_collapse_<profile>.json)")
+    command = "python -m ganlib.chapters.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
+    run_command(parser, lambda args: _mode_collapse(args, command), argv)
+
+
+def _mode_collapse(args, command: str) -> None:
+    out = Path(args.out) if args.out else RESULTS_DIR / f"mode_collapse_{args.profile}.json"
+    if out.suffix.lower() == ".md":
+        raise UsageError(f"--out {out}: the results are JSON, with a Markdown twin beside them; give a .json name")
+    check_output_file(out, "--out")
+    check_output_file(out.with_suffix(".md"), "--out's Markdown twin")
     torch.set_num_threads(args.threads)
     setup = PROFILES[args.profile]
     changes = {}
@@ -514,12 +526,10 @@ def main(argv=None) -> None:
     if args.steps is not None:
         changes["steps"] = args.steps
     if args.configs:
-        changes["configs"] = tuple(args.configs.split(","))
+        changes["configs"] = tuple(args.configs)
     if args.datasets:
-        changes["datasets"] = tuple(args.datasets.split(","))
+        changes["datasets"] = tuple(args.datasets)
     setup = dataclasses.replace(setup, **changes)
-    out = Path(args.out) if args.out else RESULTS_DIR / f"mode_collapse_{args.profile}.json"
-    command = "python -m ganlib.chapters.experiments " + " ".join(argv if argv is not None else sys.argv[1:])
     start = time.time()
     rows = run_mode_collapse(setup, workers=args.workers)
     result = write_results(out, setup, rows, time.time() - start, command)

@@ -29,6 +29,7 @@ from torch import nn
 from .. import models, pretrained
 from ..checkpoint import load_checkpoint, load_model
 from ..classifier import classify, load_mnist_classifier
+from ..command import UsageError, check_output_file
 from ..data import load_mnist, random_subset
 from ..env import seed_everything
 from ..losses import generator_loss
@@ -38,7 +39,8 @@ from ..spec import DCGAN_LAYOUT
 from ..train import GANConfig, GANTrainer, SampleSnapshots
 from .interactive import WithStaticFallback, figure_html
 from .plots import show_images
-from .results import RESULTS_DIR, add_command, command_parser, cpu_machine, load_results, provenance, save_results
+from .results import (RESULTS_DIR, add_command, command_parser, cpu_machine, load_results, provenance, run_command,
+                      save_results)
 
 ABLATION_PATH = RESULTS_DIR / "dcgan_ablation.json"
 ABLATION_COMMAND = "python -m ganlib.chapters.practice ablation"
@@ -361,7 +363,14 @@ def main(argv=None) -> None:
                     "book/results/ema_batchnorm.json)", EMA_BN_PATH)
     e.add_argument("checkpoint", type=Path, help="a trainer checkpoint with an EMA, e.g. the one that "
                    "`python -m ganlib.pretrained make dcgan-mnist --run-dir DIR` keeps in DIR")
-    args = parser.parse_args(argv)
+    run_command(parser, _write_results, argv)
+
+
+def _write_results(args) -> None:
+    if args.command == "ema-bn" and not args.checkpoint.is_file():
+        raise UsageError(f"CHECKPOINT {args.checkpoint} is not a file; give a trainer checkpoint with an EMA "
+                         "(DIR/checkpoint.safetensors of a run with --ema-decay)")
+    check_output_file(args.out, "--out")
     torch.set_num_threads(1)
     if args.command == "ablation":
         result = ablation(args.steps, args.seed)

@@ -4,7 +4,10 @@ A chapter's long runs are commands, ``python -m ganlib.chapters.<chapter> <comma
 one JSON file under :data:`RESULTS_DIR` (``book/results/``); the chapter reads it back with
 :func:`load_results`. Every such file starts with the record :func:`provenance` builds: the command
 that wrote it, the date, the machine and the wall time. :func:`command_parser`,
-:func:`add_command` and :func:`save_results` are the command line the chapters' commands share.
+:func:`add_command`, :func:`run_command` and :func:`save_results` are the command line the
+chapters' commands share: the boundary of :mod:`ganlib.command` (one-line errors, exit status 2
+for a wrong command line, ``--debug`` on every subcommand), option values checked by argparse
+types, and the results file checked (:func:`~ganlib.command.check_output_file`) before any work.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..command import COUNT, POSITIVE_INT, RATE, check_output_file, command_parser, run_command  # re-exported
 from ..env import RESULTS_DIR, describe_environment  # RESULTS_DIR: the chapters import it from here
 from ..env import versions as env_versions
 
@@ -80,20 +84,30 @@ def save_results(result: dict, path: str | Path, compact: bool = False) -> Path:
     return path
 
 
-def command_parser(prog: str, description: str | None = None):
-    """A command line with subcommands: returns ``(parser, subparsers)``; the subcommand's name
-    is ``args.command``. ``description`` (e.g. the module's docstring) is shown as written."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    return parser, parser.add_subparsers(dest="command", required=True)
+def add_command(subparsers, name: str, help: str, out: str | Path | None, types: dict | None = None,
+                **options) -> argparse.ArgumentParser:
+    """A results subcommand: one ``--option`` per keyword (``n_train=256`` adds ``--n-train``), then
+    ``--out`` (a :class:`~pathlib.Path`, default ``out``). Returns its parser, to add more.
 
-
-def add_command(subparsers, name: str, help: str, out: str | Path | None, **options) -> argparse.ArgumentParser:
-    """A results subcommand: one ``--option`` per keyword (``n_train=256`` adds ``--n-train``, of
-    its default's type), then ``--out`` (a :class:`~pathlib.Path`, default ``out``). Returns its
-    parser, to add more."""
+    An option takes values of its default's kind, checked when the command line is parsed: an int
+    whose default is 0 (a seed) integers >= 0, any other int integers >= 1, a float numbers > 0;
+    ``types`` gives an option another argparse type (e.g. a :func:`~ganlib.command.number_type` range).
+    """
     parser = subparsers.add_parser(name, help=help)
     for key, default in options.items():
-        parser.add_argument("--" + key.replace("_", "-"), type=type(default), default=default)
+        kind = type(default)
+        checked = {int: COUNT if default == 0 else POSITIVE_INT, float: RATE}.get(kind, kind)
+        parser.add_argument("--" + key.replace("_", "-"), type=(types or {}).get(key, checked), default=default)
     parser.add_argument("--out", type=Path, default=None if out is None else Path(out))
     return parser
+
+
+def run_one_thread_command(parser: argparse.ArgumentParser, work, argv=None):
+    """:func:`~ganlib.command.run_command` for a results command that runs on one torch thread
+    (the fastest for the book's small models): ``--out`` is probed, then ``work(args)`` runs."""
+    def checked(args):
+        check_output_file(args.out, "--out")
+        torch.set_num_threads(1)
+        return work(args)
+
+    return run_command(parser, checked, argv)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..command import POSITIVE_INT, check_output_file, number_type
 from ..data import dynamic_binarize, load_mnist
 from ..env import seed_everything
 from ..likelihood import active_units, binary_test_set, elbo, iwae_log_likelihood
@@ -36,7 +37,8 @@ from ..models import VAE
 from ..train import LinearLRDecay, VAEConfig, VAETrainer
 from .interactive import WithStaticFallback, figure_html
 from .plots import show_images
-from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results, versions
+from .results import (RESULTS_DIR, add_command, command_parser, load_results, provenance, run_command, save_results,
+                      versions)
 
 BETA_SWEEP_PATH = RESULTS_DIR / "vae_beta_sweep.json"
 BETA_SWEEP_COMMAND = "python -m ganlib.chapters.vae beta-sweep"
@@ -397,9 +399,15 @@ def main(argv=None) -> None:
     parser, sub = command_parser("python -m ganlib.chapters.vae", "Full-profile results of the VAE chapter.")
     b = add_command(sub, "beta-sweep", "one VAE per beta: rate, distortion, active units, IWAE NLL", BETA_SWEEP_PATH,
                     steps=10_000, iwae_k=1000)
-    b.add_argument("--nll-images", type=int, default=2000, help="test images scored by the IWAE bound")
-    b.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    b.add_argument("--nll-images", type=number_type(int, 1, True, "an integer from 1 to 10000 (of MNIST's 10,000 "
+                                                    "test images)", highest=10_000),
+                   default=2000, help="test images scored by the IWAE bound")
+    b.add_argument("--threads", type=POSITIVE_INT, default=1)
+    run_command(parser, _beta_sweep, argv)
+
+
+def _beta_sweep(args) -> None:
+    check_output_file(args.out, "--out")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     train = load_mnist("train")[0]

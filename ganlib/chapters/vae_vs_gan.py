@@ -21,13 +21,15 @@ from pathlib import Path
 import torch
 
 from .. import pretrained
+from ..command import check_output_file
 from ..data import gaussian_ring
 from ..env import seed_everything
 from ..metrics import mode_coverage
 from ..models import VAE
 from ..train import LinearLRDecay, VAEConfig, VAETrainer
 from .experiments import MODE_COLLAPSE_PATH, PROFILES, load_mode_collapse
-from .results import RESULTS_DIR, add_command, command_parser, load_results, provenance, save_results, versions
+from .results import (RESULTS_DIR, add_command, command_parser, load_results, provenance, run_command, save_results,
+                      versions)
 
 COMPARE_PATH = RESULTS_DIR / "vae_vs_gan.json"
 COMPARE_COMMAND = "python -m ganlib.chapters.vae_vs_gan compare"
@@ -139,7 +141,11 @@ def main(argv=None) -> None:
     """``python -m ganlib.chapters.vae_vs_gan compare``: write the comparison's results file."""
     parser, sub = command_parser("python -m ganlib.chapters.vae_vs_gan", "The VAE-vs-GAN comparison's results file.")
     add_command(sub, "compare", "measure the shipped models and train the ring VAEs", COMPARE_PATH, threads=1)
-    args = parser.parse_args(argv)
+    run_command(parser, _compare, argv)
+
+
+def _compare(args) -> None:
+    check_output_file(args.out, "--out")
     torch.set_num_threads(args.threads)
     print(f"wrote {save_results(compare(), args.out)}")
 
