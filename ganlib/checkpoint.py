@@ -382,6 +382,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         ) from None
     except Exception as err:  # EOFError, RuntimeError("PytorchStreamReader failed ..."), ...
         first = (str(err).strip().splitlines() or [""])[0]
+        if head[:1] == b"\x80":  # a raw pickle stream (pickle.dump, or the legacy torch.save) that torch.load refused
+            raise UnsafeCheckpointError(
+                f"refused to load {path}: it is a Python pickle (whatever its name says), not a ganlib "
+                "(safetensors) checkpoint, and ganlib never unpickles files: they can run code when loaded. "
+                "Use checkpoints written by ganlib (trainer.save / save_checkpoint).") from None
         raise CheckpointError(
             f"{path} is corrupt or truncated: it looks like a torch.save file, but torch.load could not "
             f"read it ({type(err).__name__}: {first or 'unexpected end of file'}). Use an earlier "

@@ -412,3 +412,10 @@ def test_checksum_covers_names_and_shapes_not_only_bytes(tmp_path):
     assert _checksum({"t0": b, "t1": a}) != base
     assert _checksum({"t0": a.view(2, 2), "t1": b}) != base
     assert _checksum({"t0": a.to(torch.int32), "t1": b}) != base
+
+
+def test_a_pickle_named_safetensors_is_called_a_pickle_and_not_loaded(tmp_path):
+    path = tmp_path / "checkpoint.safetensors"
+    path.write_bytes(pickle.dumps({"w": [1, 2]}))
+    with pytest.raises(UnsafeCheckpointError, match="it is a Python pickle .* never unpickles"):
+        load_checkpoint(path)
