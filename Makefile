@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+):
 #   make book   build the virtual environment if needed, execute the notebooks, build _build/html
-#   make test   pytest over tests/, nbval over every notebook in _toc.yml (timed), every notebook again in
-#               the smoke profile (full-profile code at quick budgets), the strict site build,
+#   make test   pytest over tests/, nbval over every notebook in _toc.yml (timed), again in the smoke profile
+#               each notebook whose code that profile changes (full-profile code paths at quick budgets),
+#               the strict site build,
 #               and every page of it in headless Chromium (tests/test_site.py)
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -42,7 +43,7 @@ test: $(STAMP)
 	done
 	@echo "notebook run times (GANLIB_PROFILE=$${GANLIB_PROFILE:-auto}, nbval, including kernel start):"
 	@cat _build/notebook_times.txt
-	@# the full profile's code paths at quick budgets (GANLIB_PROFILE=smoke), two notebooks at a time
+	@# the full profile's code paths at quick budgets (GANLIB_PROFILE=smoke), where they differ from the quick run's
 	$(PY) tests/run_smoke.py $(NOTEBOOKS)
 	@# the site as readers get it (notebooks executed, warnings are errors), then read in a browser
 	$(JB) build . -W --keep-going
