@@ -1,13 +1,18 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+):
 #   make book   build the virtual environment if needed, execute the notebooks, build _build/html
-#   make test   pytest over tests/, nbval over every notebook in _toc.yml (timed), again in the smoke profile
-#               each notebook whose code that profile changes (full-profile code paths at quick budgets),
-#               the strict site build,
-#               and every page of it in headless Chromium (tests/test_site.py)
+#   make test   pytest over tests/; nbval over every notebook in _toc.yml (timed); again in the smoke
+#               profile each notebook whose code that profile changes (full-profile code paths at quick
+#               budgets); the strict site build, from nbval's execution of the notebooks; and every page
+#               of it in headless Chromium (tests/test_site.py)
+# bash with pipefail: a failing command fails its recipe line even when piped into tee
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 JB      := $(VENV)/bin/jupyter-book
 STAMP   := $(VENV)/.installed
+# the jupyter-cache of executed notebooks that the site build reads (execute_notebooks: cache)
+NB_CACHE := _build/.jupyter_cache
 PYTHON3 ?= python3
 
 # The offline data folder beside this repository, when there is one (CI and the dev machines).
@@ -30,23 +35,28 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
+	rm -rf $(NB_CACHE)
 	$(JB) build . -W --keep-going
 
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/test_site.py
-	@# one nbval run per notebook, timed: the quick profile promises under a minute each
-	@mkdir -p _build && : > _build/notebook_times.txt
+	@# one nbval run per notebook, timed: the quick profile promises under a minute each. Each
+	@# notebook that passes is kept, outputs included, as the site build's execution (tests/nbval_cache.py)
+	@rm -rf $(NB_CACHE) && mkdir -p _build && : > _build/notebook_times.txt
 	@for nb in $(NOTEBOOKS); do \
 	  start=$$(date +%s); \
-	  $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider -q $$nb || exit 1; \
+	  $(PY) -m pytest -p tests.nbval_cache --nbval-cache $(NB_CACHE) --nbval-lax --nbval-current-env \
+	    -p no:cacheprovider -q $$nb || exit 1; \
 	  echo "$$nb: $$(( $$(date +%s) - start )) s" >> _build/notebook_times.txt; \
 	done
 	@echo "notebook run times (GANLIB_PROFILE=$${GANLIB_PROFILE:-auto}, nbval, including kernel start):"
 	@cat _build/notebook_times.txt
 	@# the full profile's code paths at quick budgets (GANLIB_PROFILE=smoke), where they differ from the quick run's
 	$(PY) tests/run_smoke.py $(NOTEBOOKS)
-	@# the site as readers get it (notebooks executed, warnings are errors), then read in a browser
-	$(JB) build . -W --keep-going
+	@# the site as readers get it (warnings are errors), from nbval's execution of each notebook;
+	@# a notebook missing from the cache is executed here, and the count says so
+	$(JB) build . -W --keep-going 2>&1 | tee _build/site_build.log
+	@echo "site build: $$(grep -c 'Using cached notebook' _build/site_build.log) notebooks from nbval's run, $$(grep -c 'Executing notebook' _build/site_build.log) executed again"
 	$(PY) -m pytest tests/test_site.py
 
 clean:
