@@ -13,6 +13,8 @@ JB      := $(VENV)/bin/jupyter-book
 STAMP   := $(VENV)/.installed
 # the jupyter-cache of executed notebooks that the site build reads (execute_notebooks: cache)
 NB_CACHE := _build/.jupyter_cache
+# the Chinese edition's build folder (its config, toc and Sphinx output); the site gets it as zh_CN/
+ZH_DIR  := _build/zh_CN
 PYTHON3 ?= python3
 
 # The offline data folder beside this repository, when there is one (CI and the dev machines).
@@ -24,7 +26,16 @@ endif
 TOC_FILES := $(shell sed -n 's/^ *- *file: *//p; s/^root: *//p' _toc.yml)
 NOTEBOOKS := $(wildcard $(addsuffix .ipynb,$(TOC_FILES)))
 
-.PHONY: book test env clean
+# The Chinese edition, after the English one: the translated notebooks run again with ganlib
+# printing in Chinese, the others reuse the English execution (book/_ext/edition_config.py).
+define BUILD_EDITION
+	$(PY) book/_ext/edition_config.py $(ZH_DIR)
+	GANLIB_LANG=zh_CN $(JB) build . --config $(ZH_DIR)/_config.yml --toc $(ZH_DIR)/_toc.yml \
+	  --path-output $(ZH_DIR) -W --keep-going
+	rm -rf _build/html/zh_CN && cp -r $(ZH_DIR)/_build/html _build/html/zh_CN
+endef
+
+.PHONY: book test env clean translations
 env: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -37,6 +48,7 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	rm -rf $(NB_CACHE)
 	$(JB) build . -W --keep-going
+	$(BUILD_EDITION)
 
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/test_site.py
@@ -57,7 +69,22 @@ test: $(STAMP)
 	@# a notebook missing from the cache is executed here, and the count says so
 	$(JB) build . -W --keep-going 2>&1 | tee _build/site_build.log
 	@echo "site build: $$(grep -c 'Using cached notebook' _build/site_build.log) notebooks from nbval's run, $$(grep -c 'Executing notebook' _build/site_build.log) executed again"
+	$(BUILD_EDITION)
 	$(PY) -m pytest tests/test_site.py
 
 clean:
 	rm -rf _build
+
+# Update the Chinese catalogs (book/locales/zh_CN) after the English prose changed: new and changed
+# messages come in untranslated (tests/test_translations.py lists them). Catalogs exist for the
+# translated pages only; PAGES="book/losses ..." starts new ones.
+translations: $(STAMP)
+	$(PY) book/_ext/edition_config.py $(ZH_DIR) --no-execute
+	rm -rf $(ZH_DIR)/gettext
+	$(JB) build . --config $(ZH_DIR)/_config.yml --toc $(ZH_DIR)/_toc.yml --path-output $(ZH_DIR)/gettext \
+	  --builder custom --custom-builder gettext
+	cd $(ZH_DIR)/gettext/_build/gettext && for pot in $$(find . -name '*.pot'); do \
+	  page=$${pot#./}; page=$${page%.pot}; \
+	  [ -f $(CURDIR)/book/locales/zh_CN/LC_MESSAGES/$$page.po ] || [[ " $(PAGES) " == *" $$page "* ]] || rm $$pot; \
+	done
+	$(VENV)/bin/sphinx-intl update -p $(ZH_DIR)/gettext/_build/gettext -l zh_CN -d book/locales

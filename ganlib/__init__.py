@@ -14,6 +14,7 @@ The engine, one concept a module:
   cuda_graph   the fast path: a whole training step replayed as one CUDA graph
   distributed  DistributedDataParallel under torchrun
   command      what every command shares: one-line errors, output checks, the run-folder lock, signals
+  i18n         what ganlib prints, in English or Chinese (GANLIB_LANG)
   __main__     the command line: python -m ganlib train|sample (argparse mapped onto a RunSpec)
   pretrained   the generators that ship with ganlib (load, info) and the command that makes them
 

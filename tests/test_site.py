@@ -42,6 +42,12 @@ def toc_pages() -> list[str]:
     return pages
 
 
+def translated_pages() -> list[str]:
+    """The pages of the Chinese edition (under zh_CN/) that are translated: those with a catalog."""
+    catalogs = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
+    return sorted(p.relative_to(catalogs).with_suffix("").as_posix() for p in catalogs.rglob("*.po"))
+
+
 def chromium_path() -> str | None:
     return os.environ.get("GANLIB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -102,6 +108,22 @@ CJK_GLYPHS = """() => {
     return Array.from(g.getImageData(0, 0, 48, 48).data).join(','); };
   const zhong = draw('中'), wen = draw('文'), missing = draw('\\u{10FFFD}');
   return {distinct: zhong !== wen, notBox: zhong !== missing, family};
+}"""
+
+
+# The prose of a translated page: every paragraph, list item, heading and table cell that the book
+# writes (not code, its outputs, math, the bibliography, the glossary's English column, or the
+# titles of untranslated pages that the footer links to) with 30 or more Latin letters and no
+# Chinese character is English left untranslated.
+UNTRANSLATED = """() => {
+  const skip = '.cell_output, .cell_input, pre, code, mjx-container, .bibliography, .language-switch, ' +
+               '.prev-next-area, .en, script, style';
+  return [...document.querySelectorAll('main p, main li, main h1, main h2, main h3, main th, main td')]
+    .filter(e => !e.closest(skip) && !e.querySelector('p, li'))
+    .map(e => { const c = e.cloneNode(true); c.querySelectorAll(skip + ', a.reference').forEach(x => x.remove());
+                return c.textContent.replace(/\\s+/g, ' ').trim(); })
+    .filter(t => (t.match(/[A-Za-z]/g) || []).length >= 30 && !/[\\u4e00-\\u9fff]/.test(t))
+    .map(t => t.slice(0, 100));
 }"""
 
 
@@ -195,6 +217,36 @@ def step_animation(browser, url: str) -> tuple[int, int, bool]:
 def test_page_renders_offline(server, browser, page):
     problems = check_page(browser, f"{server}/{page}.html", SHOTS / f"{Path(page).name}.png")
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("page", translated_pages())
+def test_chinese_page_renders_offline_and_reads_in_chinese(server, browser, page):
+    if not (SITE / "zh_CN" / f"{page}.html").exists():
+        _unavailable(f"no Chinese edition at {SITE / 'zh_CN'}: make book builds it")
+    url = f"{server}/zh_CN/{page}.html"
+    problems = check_page(browser, url, SHOTS / "zh_CN" / f"{Path(page).name}.png")
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == urlparse(url).netloc else r.abort())
+    tab.goto(url, wait_until="load")
+    problems += [f"English left untranslated: {text}" for text in tab.evaluate(UNTRANSLATED)]
+    context.close()
+    assert not problems, f"zh_CN/{page}:\n  " + "\n  ".join(problems)
+
+
+def test_language_switch_links_the_two_editions_both_ways():
+    pages = translated_pages()
+    if not (SITE / "zh_CN" / "index.html").exists():
+        _unavailable(f"no Chinese edition at {SITE / 'zh_CN'}: make book builds it")
+    link = re.compile(r'<p class="language-switch"><a href="([^"]+)"')
+    for page in pages:
+        english, chinese = SITE / f"{page}.html", SITE / "zh_CN" / f"{page}.html"
+        to_chinese, to_english = link.search(english.read_text()), link.search(chinese.read_text())
+        assert to_chinese and (english.parent / to_chinese.group(1)).resolve() == chinese.resolve(), page
+        assert to_english and (chinese.parent / to_english.group(1)).resolve() == english.resolve(), page
+    untranslated = next(p for p in toc_pages() if p not in pages)
+    assert not link.search((SITE / f"{untranslated}.html").read_text()), f"{untranslated} has no Chinese version to link"
+    assert "本页尚未译成中文" in (SITE / "zh_CN" / f"{untranslated}.html").read_text()
 
 
 def test_training_animation_steps_a_frame(server, browser):

@@ -46,7 +46,8 @@ class GlossaryTable(SphinxDirective):
             if missing:
                 raise self.error(f"glossary-table: {rel}: entry {entry!r} lacks {', '.join(missing)}")
             row = self._row([
-                nodes.Text(entry["en"] + (f" ({entry['abbr']})" if entry.get("abbr") else "")),
+                # the English term, marked as such: the Chinese edition keeps this column in English
+                nodes.inline("", entry["en"] + (f" ({entry['abbr']})" if entry.get("abbr") else ""), classes=["en"]),
                 nodes.inline("", entry["zh"], classes=["zh"]),
                 nodes.Text("、".join(entry.get("synonyms") or [])),
                 self._doc_link(entry["defined"]),

@@ -1,7 +1,8 @@
 """Self-checks for the book's exercises: call one with your answer and it tells you if you are right.
 
 Each function prints a one-line verdict and returns ``True`` or ``False``, so a reader can use it
-interactively and a test can assert on it. Sections follow the chapters.
+interactively and a test can assert on it. Sections follow the chapters. The verdicts of the
+chapters that the Chinese edition translates go through :func:`ganlib.i18n._`.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 
 import torch
 
+from ..i18n import _
 from ..losses import discriminator_loss
 from ..models import mnist_mlp_generator
 from .classic import causal_mask
@@ -17,7 +19,7 @@ from .practice import transposed_conv_size
 
 def _verdict(ok: bool, right: str, wrong: str) -> bool:
     """Print the verdict for an answer and return whether it was right."""
-    print(("Correct: " + right) if ok else ("Not yet: " + wrong))
+    print((_("Correct: ") + right) if ok else (_("Not yet: ") + wrong))
     return ok
 
 
@@ -36,8 +38,9 @@ def check_concepts_value_at_half(answer: float) -> bool:
     """Exercise ex-gan-concepts-value: V(D, G) when D(x) = 1/2 for every x (any p_data and p_g)."""
     expected = -math.log(4.0)
     return _verdict(_close(answer, expected, rel=1e-3),
-                    f"log(1/2) + log(1/2) = -log 4 = {expected:.4f}, whatever the two densities are.",
-                    "each expectation is of a constant: E[log 1/2] = log 1/2. Add the two terms.")
+                    _("log(1/2) + log(1/2) = -log 4 = {expected:.4f}, whatever the two densities are."
+                      ).format(expected=expected),
+                    _("each expectation is of a constant: E[log 1/2] = log 1/2. Add the two terms."))
 
 
 def check_training_real_samples(answer: int, k: int = 5, batch_size: int = 64, iterations: int = 1000) -> bool:
@@ -48,27 +51,29 @@ def check_training_real_samples(answer: int, k: int = 5, batch_size: int = 64, i
         ok = int(answer) == expected
     except (TypeError, ValueError):
         ok = False
-    return _verdict(ok, f"k * m * iterations = {k} * {batch_size} * {iterations} = {expected:,}.",
-                    "every one of the k discriminator steps of every iteration takes a fresh minibatch "
-                    "of m real examples; the generator step takes none.")
+    return _verdict(ok, _("k * m * iterations = {k} * {m} * {iterations} = {expected:,}.").format(
+                        k=k, m=batch_size, iterations=iterations, expected=expected),
+                    _("every one of the k discriminator steps of every iteration takes a fresh minibatch "
+                      "of m real examples; the generator step takes none."))
 
 
 def check_math_optimal_discriminator(answer: float) -> bool:
     """Exercise ex-gan-math-dstar: D*(0) for p_data = N(0, 1) and p_g = N(2, 1)."""
     expected = 1.0 / (1.0 + math.exp(-2.0))
     return _verdict(_close(answer, expected, rel=1e-3),
-                    f"D*(0) = phi(0) / (phi(0) + phi(-2)) = 1 / (1 + e^-2) = {expected:.4f}.",
-                    "evaluate both densities at x = 0 and plug them into p_data / (p_data + p_g); "
-                    "the normalising constants cancel.")
+                    _("D*(0) = phi(0) / (phi(0) + phi(-2)) = 1 / (1 + e^-2) = {expected:.4f}.").format(
+                        expected=expected),
+                    _("evaluate both densities at x = 0 and plug them into p_data / (p_data + p_g); "
+                      "the normalising constants cancel."))
 
 
 def check_math_disjoint_value(answer: float) -> bool:
     """Exercise ex-gan-math-disjoint: V(D*, G) when p_data and p_g have disjoint supports."""
     return _verdict(_close(answer, 0.0, abs_=1e-3),
-                    "JSD = log 2, so V(D*, G) = -log 4 + 2 log 2 = 0: D* is 1 on the data and 0 on the "
-                    "fakes, and both log terms vanish.",
-                    "on disjoint supports D* is exactly 1 where p_data > 0 and 0 where p_g > 0. "
-                    "What are log 1 and log(1 - 0)?")
+                    _("JSD = log 2, so V(D*, G) = -log 4 + 2 log 2 = 0: D* is 1 on the data and 0 on the "
+                      "fakes, and both log terms vanish."),
+                    _("on disjoint supports D* is exactly 1 where p_data > 0 and 0 where p_g > 0. "
+                      "What are log 1 and log(1 - 0)?"))
 
 
 # ----------------------------------------------------------------------------- Chapter 1: generative
@@ -92,15 +97,16 @@ def check_bernoulli_log_likelihood(answer: float, image=BERNOULLI_EXERCISE_IMAGE
         raise ValueError("image must hold only 0s and 1s and have as many entries as probs")
     expected = sum(math.log(m) if v == 1.0 else math.log(1.0 - m) for v, m in zip(pixels, mus))
     if _close(answer, -expected, rel=1e-3):
-        return _verdict(False, "", "you have the right size but the wrong sign: a log-probability of a "
-                        "discrete outcome is <= 0.")
+        return _verdict(False, "", _("you have the right size but the wrong sign: a log-probability of a "
+                                     "discrete outcome is <= 0."))
     if _close(answer, expected / math.log(2), rel=1e-3):
-        return _verdict(False, "", "that is in bits (log base 2); the book measures log-likelihoods in "
-                        "nats (natural log).")
+        return _verdict(False, "", _("that is in bits (log base 2); the book measures log-likelihoods in "
+                                     "nats (natural log)."))
     return _verdict(_close(answer, expected, rel=1e-3),
-                    f"log p(x) = sum_i [x_i log mu_i + (1 - x_i) log(1 - mu_i)] = {expected:.4f} nats.",
-                    "for each pixel take log mu_i if it is 1 and log(1 - mu_i) if it is 0, then add "
-                    "the logs (natural log) over all pixels.")
+                    _("log p(x) = sum_i [x_i log mu_i + (1 - x_i) log(1 - mu_i)] = {expected:.4f} nats."
+                      ).format(expected=expected),
+                    _("for each pixel take log mu_i if it is 1 and log(1 - mu_i) if it is 0, then add "
+                      "the logs (natural log) over all pixels."))
 
 
 def check_rescaled_log_density(answer: float, log_density: float, dim: int = 784, scale: float = 255.0) -> bool:
@@ -110,13 +116,13 @@ def check_rescaled_log_density(answer: float, log_density: float, dim: int = 784
     """
     expected = float(log_density) - dim * math.log(scale)
     if _close(answer, float(log_density) + dim * math.log(scale), rel=1e-6, abs_=1e-3):
-        return _verdict(False, "", "right size, wrong direction: stretching the data by a factor > 1 "
-                        "spreads the same probability over a larger volume, so the density goes down.")
+        return _verdict(False, "", _("right size, wrong direction: stretching the data by a factor > 1 "
+                                     "spreads the same probability over a larger volume, so the density goes down."))
     return _verdict(_close(answer, expected, rel=1e-6, abs_=1e-3),
-                    f"log p_y(y) = log p_x(x) - D log(scale) = {expected:.2f} nats: same model, same "
-                    "data, a different number, because a density has units of 1/volume.",
-                    "use the change of variables y = scale * x: p_y(y) = p_x(y / scale) / |det(scale I)|, "
-                    "and det(scale I) = scale**D.")
+                    _("log p_y(y) = log p_x(x) - D log(scale) = {expected:.2f} nats: same model, same "
+                      "data, a different number, because a density has units of 1/volume.").format(expected=expected),
+                    _("use the change of variables y = scale * x: p_y(y) = p_x(y / scale) / |det(scale I)|, "
+                      "and det(scale I) = scale**D."))
 
 
 def check_markov_parameter_count(answer: int, height: int = 28, width: int = 28, radius: int | None = None) -> bool:
@@ -126,12 +132,13 @@ def check_markov_parameter_count(answer: int, height: int = 28, width: int = 28,
     d = height * width
     expected = weights + d
     if _close(answer, weights, rel=0, abs_=0.5):
-        return _verdict(False, "", "you counted the weights; add one bias per pixel.")
-    what = "the whole prefix" if radius is None else f"the radius-{radius} neighbourhood"
+        return _verdict(False, "", _("you counted the weights; add one bias per pixel."))
+    what = _("the whole prefix") if radius is None else _("the radius-{radius} neighbourhood").format(radius=radius)
     return _verdict(_close(answer, expected, rel=0, abs_=0.5),
-                    f"{weights:,} weights (one per pixel pair in {what}) + {d} biases = {expected:,}.",
-                    "count, for every pixel i, the pixels j < i in its context (one weight each), then add "
-                    "one bias per pixel. For the whole prefix that is 0 + 1 + ... + (D - 1).")
+                    _("{weights:,} weights (one per pixel pair in {what}) + {d} biases = {expected:,}.").format(
+                        weights=weights, what=what, d=d, expected=expected),
+                    _("count, for every pixel i, the pixels j < i in its context (one weight each), then add "
+                      "one bias per pixel. For the whole prefix that is 0 + 1 + ... + (D - 1)."))
 
 
 def _flatten(values):
