@@ -484,7 +484,7 @@ def memorisation_from_distances(sample_distances: torch.Tensor, held_out_distanc
 
 
 def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None, classifier=None,
-                  k: int = 3, reference_features: torch.Tensor | None = None) -> dict:
+                  k: int = 3, reference_features: torch.Tensor | None = None, coverage: bool = True) -> dict:
     """FID, classifier IS, precision/recall, density/coverage and label histogram of MNIST-like images.
 
     ``generated`` and ``reference`` are (N, 1, 28, 28) in [-1, 1]; the reference defaults to the
@@ -498,6 +498,7 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
         classifier: the feature network (default: the book's MNIST classifier).
         k: the neighbour of :func:`precision_recall` (density and coverage use their own default, 5).
         reference_features: the reference's features, already computed.
+        coverage: also density and coverage (another nearest-neighbour pass over both sets).
 
     Shape:
         - generated: (N, 1, 28, 28), in [-1, 1]
@@ -505,8 +506,9 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
         - reference_features: (M, 128)
 
     Returns:
-        a dict: ``fid``, ``inception_score``, ``precision``, ``recall``, ``density``, ``coverage``,
-        ``label_histogram`` (an array of 10 shares) and ``label_kl`` (:func:`kl_from_uniform`).
+        a dict: ``fid``, ``inception_score``, ``precision``, ``recall``, ``density`` and ``coverage``
+        (when ``coverage``), ``label_histogram`` (an array of 10 shares) and ``label_kl``
+        (:func:`kl_from_uniform`).
     """
     if reference is not None and reference_features is not None:
         raise ValueError("pass reference images or reference_features, not both")
@@ -523,9 +525,9 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     fake_f, fake_p = classify(classifier, generated)
     real_f = reference_features if reference_features is not None else classify(classifier, reference)[0]
     precision, recall = precision_recall(real_f, fake_f, k=k)
-    density, coverage = density_coverage(real_f, fake_f)
     histogram = label_histogram(fake_p)
-    return {"fid": frechet_distance_from_features(real_f, fake_f),
-            "inception_score": inception_score(fake_p),
-            "precision": precision, "recall": recall, "density": density, "coverage": coverage,
-            "label_histogram": histogram, "label_kl": kl_from_uniform(histogram)}
+    out = {"fid": frechet_distance_from_features(real_f, fake_f), "inception_score": inception_score(fake_p),
+           "precision": precision, "recall": recall, "label_histogram": histogram, "label_kl": kl_from_uniform(histogram)}
+    if coverage:
+        out["density"], out["coverage"] = density_coverage(real_f, fake_f)
+    return out

@@ -207,7 +207,8 @@ def measure(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_
     images, labels = generate(generator, n, seed)
     classifier = load_mnist_classifier()
     if full:
-        m = mnist_metrics(images, classifier=classifier)
+        # the test set's features once per process; density and coverage are not recorded
+        m = mnist_metrics(images, classifier=classifier, reference_features=_test_features(), coverage=False)
         out = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
         out["label_histogram"] = [float(v) for v in m["label_histogram"]]
     else:

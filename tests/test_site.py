@@ -6,7 +6,8 @@ site it skips with the reason, except under CI, where that is a failure.
 For each page: every equation rendered by MathJax (no raw TeX delimiters left), no request to
 another host and no failed request, no JavaScript error, every image loaded, Chinese glyphs drawn
 (not as boxes), exercise solutions hidden until clicked; on the training-algorithm page the
-animation steps a frame. A full-page screenshot of each page goes to _build/screenshots/.
+animation steps a frame. With GANLIB_SCREENSHOTS=1, a full-page screenshot of each page goes to
+_build/screenshots/ for a person to look at (they are half the test's time, so CI takes none).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(os.environ.get("GANLIB_SITE", ROOT / "_build" / "html"))
-SHOTS = ROOT / "_build" / "screenshots"
+SHOTS = ROOT / "_build" / "screenshots" if os.environ.get("GANLIB_SCREENSHOTS") else None
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -215,7 +216,7 @@ def step_animation(browser, url: str) -> tuple[int, int, bool]:
 
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders_offline(server, browser, page):
-    problems = check_page(browser, f"{server}/{page}.html", SHOTS / f"{Path(page).name}.png")
+    problems = check_page(browser, f"{server}/{page}.html", SHOTS and SHOTS / f"{Path(page).name}.png")
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
@@ -224,7 +225,7 @@ def test_chinese_page_renders_offline_and_reads_in_chinese(server, browser, page
     if not (SITE / "zh_CN" / f"{page}.html").exists():
         _unavailable(f"no Chinese edition at {SITE / 'zh_CN'}: make book builds it")
     url = f"{server}/zh_CN/{page}.html"
-    problems = check_page(browser, url, SHOTS / "zh_CN" / f"{Path(page).name}.png")
+    problems = check_page(browser, url, SHOTS and SHOTS / "zh_CN" / f"{Path(page).name}.png")
     context = browser.new_context()
     tab = context.new_page()
     tab.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == urlparse(url).netloc else r.abort())
