@@ -13,26 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_book import toc_entries as toc_pages  # the docnames of _toc.yml in reading order
+
 ROOT = Path(__file__).resolve().parents[1]
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 GLOSSARY = yaml.safe_load((ROOT / "book" / "glossary.yml").read_text())
 HAN = re.compile(r"[\u3400-\u9fff]")
 # One rendering of each English word that several terms share (the Chinese edition must not mix
 # 潜/隐 for "latent" or 崩溃/崩塌 for "collapse").
 ONE_RENDERING = {"latent": "潜在", "collapse": "崩溃"}
-
-
-def toc_pages(node=TOC):
-    """The docnames of _toc.yml in reading order."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("file", "root"):
-                yield value
-            else:
-                yield from toc_pages(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from toc_pages(item)
 
 
 def source_of(page):
