@@ -19,23 +19,27 @@ from functools import lru_cache
 from pathlib import Path
 
 LANGUAGES = ("en", "zh_CN")
+SPELLINGS = {"en": "en", "en_us": "en", "en_gb": "en", "zh": "zh_CN", "zh_cn": "zh_CN", "zh_hans": "zh_CN"}
 CATALOG_DIR = Path(__file__).resolve().parent / "locale"
 
 
 def language() -> str:
-    """The language ganlib prints in: ``GANLIB_LANG`` (``en`` when unset)."""
+    """The language ganlib prints in: ``GANLIB_LANG`` (``en`` when unset; ``zh``, ``zh-CN`` and
+    ``zh_CN`` all mean Chinese)."""
     value = os.environ.get("GANLIB_LANG", "").strip() or "en"
-    if value not in LANGUAGES:
+    lang = SPELLINGS.get(value.lower().replace("-", "_"))
+    if lang is None:
         raise ValueError(f"GANLIB_LANG={value!r} is not a language ganlib prints; set it to one of {LANGUAGES} "
                          "(or unset it for English)")
-    return value
+    return lang
 
 
 def read_po(path: Path) -> dict[str, str]:
     """The translated messages of a gettext catalog: ``{msgid: msgstr}``, empty and fuzzy ones left out.
 
     Reads the subset of the format that catalogs of plain messages use: ``msgid``/``msgstr`` with
-    strings split over quoted lines, C escapes, ``#`` comments and the ``#, fuzzy`` flag.
+    strings split over quoted lines, C escapes, ``#`` comments and the ``#, fuzzy`` flag; anything
+    else (``msgctxt``, plural forms) is refused with the file and line.
     """
     messages, fields, field, fuzzy = {}, {}, None, False
 
@@ -59,9 +63,12 @@ def read_po(path: Path) -> dict[str, str]:
             if keyword == "msgid" and "msgstr" in fields:
                 flush()
             field, line = keyword, rest
-        if field is None or not line.startswith('"'):
-            raise ValueError(f"{path}:{number}: not a line of a gettext catalog: {line[:60]!r}")
-        fields[field] = fields.get(field, "") + ast.literal_eval(line)
+        try:
+            if field is None or not line.startswith('"'):
+                raise ValueError("expected msgid, msgstr or a quoted string")
+            fields[field] = fields.get(field, "") + ast.literal_eval(line)
+        except (ValueError, SyntaxError) as err:
+            raise ValueError(f"{path}:{number}: not a line of a gettext catalog ({err}): {line[:60]!r}") from None
     flush()
     return messages
 

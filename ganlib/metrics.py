@@ -484,7 +484,8 @@ def memorisation_from_distances(sample_distances: torch.Tensor, held_out_distanc
 
 
 def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None, classifier=None,
-                  k: int = 3, reference_features: torch.Tensor | None = None, coverage: bool = True) -> dict:
+                  k: int = 3, reference_features: torch.Tensor | None = None,
+                  with_density_coverage: bool = True) -> dict:
     """FID, classifier IS, precision/recall, density/coverage and label histogram of MNIST-like images.
 
     ``generated`` and ``reference`` are (N, 1, 28, 28) in [-1, 1]; the reference defaults to the
@@ -498,7 +499,7 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
         classifier: the feature network (default: the book's MNIST classifier).
         k: the neighbour of :func:`precision_recall` (density and coverage use their own default, 5).
         reference_features: the reference's features, already computed.
-        coverage: also density and coverage (another nearest-neighbour pass over both sets).
+        with_density_coverage: also density and coverage (another nearest-neighbour pass over both sets).
 
     Shape:
         - generated: (N, 1, 28, 28), in [-1, 1]
@@ -507,7 +508,7 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
 
     Returns:
         a dict: ``fid``, ``inception_score``, ``precision``, ``recall``, ``density`` and ``coverage``
-        (when ``coverage``), ``label_histogram`` (an array of 10 shares) and ``label_kl``
+        (when ``with_density_coverage``), ``label_histogram`` (an array of 10 shares) and ``label_kl``
         (:func:`kl_from_uniform`).
     """
     if reference is not None and reference_features is not None:
@@ -528,6 +529,6 @@ def mnist_metrics(generated: torch.Tensor, reference: torch.Tensor | None = None
     histogram = label_histogram(fake_p)
     out = {"fid": frechet_distance_from_features(real_f, fake_f), "inception_score": inception_score(fake_p),
            "precision": precision, "recall": recall, "label_histogram": histogram, "label_kl": kl_from_uniform(histogram)}
-    if coverage:
+    if with_density_coverage:
         out["density"], out["coverage"] = density_coverage(real_f, fake_f)
     return out

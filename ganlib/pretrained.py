@@ -208,7 +208,8 @@ def measure(generator: torch.nn.Module, n: int = EVAL_SAMPLES, seed: int = EVAL_
     classifier = load_mnist_classifier()
     if full:
         # the test set's features once per process; density and coverage are not recorded
-        m = mnist_metrics(images, classifier=classifier, reference_features=_test_features(), coverage=False)
+        m = mnist_metrics(images, classifier=classifier, reference_features=_test_features(),
+                          with_density_coverage=False)
         out = {k: float(m[k]) for k in ("fid", "inception_score", "precision", "recall")}
         out["label_histogram"] = [float(v) for v in m["label_histogram"]]
     else:

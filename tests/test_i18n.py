@@ -12,12 +12,14 @@ GANLIB = Path(i18n.__file__).resolve().parent
 
 
 def messages_in_code() -> set[str]:
-    """Every literal message that ganlib's code passes to ``_()``."""
+    """Every message that ganlib's code passes to ``_()``; each must be a literal (an f-string or a
+    variable would never match the catalog)."""
     found = set()
     for path in GANLIB.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_" and node.args
-                    and isinstance(node.args[0], ast.Constant)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_":
+                assert len(node.args) == 1 and isinstance(node.args[0], ast.Constant), (
+                    f"{path.name}:{node.lineno}: _() takes one literal string; format it after translating")
                 found.add(node.args[0].value)
     return found
 
@@ -43,6 +45,12 @@ def test_a_message_without_translation_stays_english(monkeypatch):
     assert i18n._("a sentence nobody translated") == "a sentence nobody translated"
 
 
+@pytest.mark.parametrize("spelling", ["zh_CN", "zh-CN", "zh", "ZH_cn"])
+def test_the_usual_spellings_of_chinese_are_understood(monkeypatch, spelling):
+    monkeypatch.setenv("GANLIB_LANG", spelling)
+    assert i18n.language() == "zh_CN" and i18n._("Correct: ") == "正确："
+
+
 def test_an_unknown_language_is_refused_with_the_choices(monkeypatch):
     monkeypatch.setenv("GANLIB_LANG", "fr")
     with pytest.raises(ValueError, match=r"GANLIB_LANG='fr'.*\('en', 'zh_CN'\)"):
@@ -66,6 +74,7 @@ def test_read_po_joins_lines_unescapes_and_skips_fuzzy_and_empty(tmp_path):
     path.write_text('#, fuzzy\nmsgid ""\nmsgstr "header"\n\nmsgid "a "\n"b"\nmsgstr "甲"\n"乙\\"\\n"\n\n'
                     '#, fuzzy\nmsgid "c"\nmsgstr "丙"\n\nmsgid "d"\nmsgstr ""\n', encoding="utf-8")
     assert i18n.read_po(path) == {"a b": '甲乙"\n'}
-    path.write_text('msgid "a"\nmsgstr 3\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="t.po:2: not a line of a gettext catalog"):
-        i18n.read_po(path)
+    for bad, line in (('msgid "a"\nmsgstr 3\n', 2), ('msgid "a"\nmsgstr "b\n', 2), ('msgctxt "c"\nmsgid "a"\n', 1)):
+        path.write_text(bad, encoding="utf-8")
+        with pytest.raises(ValueError, match=f"t.po:{line}: not a line of a gettext catalog"):
+            i18n.read_po(path)

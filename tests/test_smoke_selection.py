@@ -14,7 +14,8 @@ GANLIB = Path(__file__).resolve().parents[1] / "ganlib"
     "seeds = ganlib.by_profile(quick=(0,), full=(0, 1, 2))",
     "n, k = by_profile((5000, 250), (60_000, 3000))",
     "print('profile:', ganlib.profile())",
-    "label = f'this run ({ganlib.profile()} profile)'",
+    "rows = [('quick', f'this run ({ganlib.profile()} profile)')]",
+    "print(f'profile {ganlib.profile()}')",
     "%matplotlib inline\nx = ganlib.by_profile(quick=1.0, full=2.0)",
 ])
 def test_numeric_choices_and_labels_leave_the_code_as_in_the_quick_profile(cell):
@@ -27,7 +28,14 @@ def test_numeric_choices_and_labels_leave_the_code_as_in_the_quick_profile(cell)
     ("x = ganlib.by_profile(quick=False, full=True)", "from the full profile"),
     ("x = ganlib.by_profile(**budget)", "not literals"),
     ("x = ganlib.by_profile(quick=n, full=2 * n)", "not literals"),
-    ("if ganlib.profile() == 'full':\n    train_more()", "steers code"),
+    ("if ganlib.profile() == 'full':\n    train_more()", "steer code"),
+    ("ckpt = f'runs/{ganlib.profile()}.pt'", "steer code"),
+    ("print(train(mode=ganlib.profile()))", "steer code"),
+    ("pick = ganlib.by_profile\npick(['a'], ['a', 'b'])", "otherwise than in a call"),
+    ("from ganlib import by_profile as bp", "another name"),
+    ("import ganlib.env as e\ne.profile()", "another name"),
+    ("import os\nfast = os.environ['GANLIB_PROFILE'] == 'smoke'", "names GANLIB_PROFILE"),
+    ("x = ganlib.by_profile(quick=1, full=True)", "from the full profile"),
 ])
 def test_choices_of_code_paths_keep_a_notebook_in_the_smoke_run(cell, words):
     assert words in smoke_changes_code(["import ganlib", cell])

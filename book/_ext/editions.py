@@ -2,9 +2,9 @@
 
 A local extension, named in ``_config.yml``. The Chinese edition is the same Sphinx build with
 ``language: zh_CN`` and the translated messages of ``book/locales/zh_CN/LC_MESSAGES`` (Sphinx's
-gettext); ``make book`` builds it into ``_build/html/zh_CN`` (``book/_ext/edition_config.py``). A
-page is translated when it has a catalog there; the edition shows the others in English. This
-extension does three things:
+gettext); ``make book`` builds it into ``_build/html/zh_CN`` (``book/_ext/build_config.py``). A
+page is translated when its catalog there translates at least one message; the edition shows the
+others in English. This extension does three things:
 
 * **Only prose is translated.** What a code cell shows (printed text, tables, Markdown that code
   displays) is marked untranslatable before Sphinx extracts or applies messages, so the catalogs
@@ -12,26 +12,36 @@ extension does three things:
   ganlib prints is translated by ganlib itself (``ganlib.i18n``), when the notebook runs.
 * **A language switch on every page**: an English page links to its Chinese version where there
   is one, and a Chinese page to its English version. The links are plain relative anchors, so they
-  work offline and from ``file://``.
+  work offline and from ``file://``. English pages link only in the Makefile's builds, which set
+  ``book_editions`` because they build the Chinese edition too (a plain ``jupyter-book build .``
+  would link to pages that do not exist).
 * **A note on each page of the edition that is not translated yet**, in Chinese, above the English.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
+from babel.messages.pofile import read_po
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 ROOT = Path(__file__).resolve().parents[2]
-EDITION_FOLDER = "zh_CN"  # where the Chinese edition sits inside the English site
+EDITIONS = ("zh_CN",)  # the editions besides English; each sits in the English site's folder of its name
 CATALOGS = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
 NOT_TRANSLATED = "本页尚未译成中文，以下为英文原文。"
 
 
-def translated_pages() -> set[str]:
-    """The docnames of the pages the Chinese edition translates: those with a catalog."""
-    return {p.relative_to(CATALOGS).with_suffix("").as_posix() for p in CATALOGS.rglob("*.po")}
+@lru_cache(maxsize=None)
+def translated_pages() -> frozenset[str]:
+    """The docnames of the pages the Chinese edition translates: those whose catalog translates a
+    message (``make translations PAGES=...`` starts a page with an empty one)."""
+    def translates(path):
+        with path.open("rb") as f:
+            return any(m.id and m.string and not m.fuzzy for m in read_po(f))
+    return frozenset(p.relative_to(CATALOGS).with_suffix("").as_posix() for p in CATALOGS.rglob("*.po")
+                     if translates(p))
 
 
 def _mark_outputs_untranslatable(doctree) -> None:
@@ -68,8 +78,8 @@ def _language_switch(app, pagename, templatename, context, doctree):
         href, label, lang = "../" * (depth + 1) + f"{pagename}.html", "English", "en"
         if not translated:
             note = f'<p class="edition-note">{NOT_TRANSLATED}</p>\n'
-    elif translated:
-        href, label, lang = "../" * depth + f"{EDITION_FOLDER}/{pagename}.html", "中文", "zh-CN"
+    elif translated and "zh_CN" in app.config.book_editions:
+        href, label, lang = "../" * depth + f"zh_CN/{pagename}.html", "中文", "zh-CN"
     else:
         return
     context["body"] = (f'<p class="language-switch"><a href="{href}" hreflang="{lang}" lang="{lang}">'
@@ -79,5 +89,6 @@ def _language_switch(app, pagename, templatename, context, doctree):
 def setup(app):
     app.add_transform(OutputsStayAsRun)
     app.add_post_transform(OutputsStayAsRunAfterRendering)
+    app.add_config_value("book_editions", [], "html")  # set by book/_ext/build_config.py
     app.connect("html-page-context", _language_switch)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

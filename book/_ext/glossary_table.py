@@ -19,7 +19,9 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
-HEADER = ("English", "中文", "Synonyms (sources, other texts)", "Defined in")
+# the header in the edition's language (book/_ext/editions.py); the English column stays English
+HEADERS = {"en": ("English", "中文", "Synonyms (sources, other texts)", "Defined in"),
+           "zh_CN": ("英文", "中文", "同义词（源文章及其他文献）", "定义于")}
 WIDTHS = (30, 20, 25, 25)
 
 
@@ -37,14 +39,16 @@ class GlossaryTable(SphinxDirective):
         if not isinstance(entries, list):
             raise self.error(f"glossary-table: {rel} must hold a list of entries")
 
-        group = nodes.tgroup(cols=len(HEADER))
-        group += [nodes.colspec(colwidth=width) for width in WIDTHS]
-        group += nodes.thead("", self._row([nodes.Text(text) for text in HEADER]))
-        body = nodes.tbody()
-        for entry in sorted(entries, key=lambda e: str(e.get("en", "")).lower()):
-            missing = [key for key in ("en", "zh", "defined") if not entry.get(key)]
+        for entry in entries:
+            missing = [key for key in ("en", "zh", "defined") if not isinstance(entry, dict) or not entry.get(key)]
             if missing:
                 raise self.error(f"glossary-table: {rel}: entry {entry!r} lacks {', '.join(missing)}")
+        header = HEADERS.get(self.config.language or "en", HEADERS["en"])
+        group = nodes.tgroup(cols=len(header))
+        group += [nodes.colspec(colwidth=width) for width in WIDTHS]
+        group += nodes.thead("", self._row([nodes.Text(text) for text in header]))
+        body = nodes.tbody()
+        for entry in sorted(entries, key=lambda e: str(e["en"]).lower()):
             row = self._row([
                 # the English term, marked as such: the Chinese edition keeps this column in English
                 nodes.inline("", entry["en"] + (f" ({entry['abbr']})" if entry.get("abbr") else ""), classes=["en"]),
