@@ -1,9 +1,10 @@
 # Two commands do all the set-up on a fresh machine (Python 3.10+):
-#   make book   build the virtual environment if needed, execute the notebooks, build _build/html
+#   make book   build the virtual environment if needed, execute the notebooks, build _build/html and
+#               the Chinese edition in _build/html/zh_CN
 #   make test   pytest over tests/; nbval over every notebook in _toc.yml (timed); again in the smoke
 #               profile each notebook whose code that profile changes (full-profile code paths at quick
-#               budgets); the strict site build, from nbval's execution of the notebooks; and every page
-#               of it in headless Chromium (tests/test_site.py)
+#               budgets); the strict site build, from nbval's execution of the notebooks; the Chinese
+#               edition; and every page of both in headless Chromium (tests/test_site.py)
 # bash with pipefail: a failing command fails its recipe line even when piped into tee
 SHELL   := /bin/bash
 .SHELLFLAGS := -o pipefail -c
