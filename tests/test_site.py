@@ -16,6 +16,7 @@ import http.server
 import os
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -44,9 +45,11 @@ def toc_pages() -> list[str]:
 
 
 def translated_pages() -> list[str]:
-    """The pages of the Chinese edition (under zh_CN/) that are translated: those with a catalog."""
-    catalogs = ROOT / "book" / "locales" / "zh_CN" / "LC_MESSAGES"
-    return sorted(p.relative_to(catalogs).with_suffix("").as_posix() for p in catalogs.rglob("*.po"))
+    """The pages of the Chinese edition (under zh_CN/) that are translated, as the build decides
+    (book/_ext/editions.py, a sibling module of the book's extensions, not a package)."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from editions import translated_pages as pages
+    return sorted(pages())
 
 
 def chromium_path() -> str | None:
