@@ -4,6 +4,7 @@ import warnings
 import matplotlib
 import pytest
 import torch
+import matplotlib.font_manager
 from matplotlib.font_manager import FontEntry, findfont
 
 matplotlib.use("Agg")
@@ -54,7 +55,7 @@ def test_a_font_named_like_a_cjk_font_but_without_the_glyphs_is_rejected(monkeyp
     dejavu = findfont("DejaVu Sans")
     assert font_has_glyphs(dejavu, "GD") and not font_has_glyphs(dejavu, "生成器")
     impostor = FontEntry(fname=dejavu, name="Noto Sans CJK SC")
-    monkeypatch.setattr(figures.fontManager, "ttflist", [impostor])
+    monkeypatch.setattr(matplotlib.font_manager.fontManager, "ttflist", [impostor])
     assert cjk_font() is None
 
 

@@ -1,5 +1,8 @@
 """What ganlib prints, in the reader's language (ganlib.i18n)."""
 import ast
+import json
+import re
+import sys
 import string
 from pathlib import Path
 
@@ -9,17 +12,34 @@ from ganlib import i18n
 from ganlib.chapters import selfcheck
 
 GANLIB = Path(i18n.__file__).resolve().parent
+BOOK = GANLIB.parent / "book"
+
+
+def code_cells(notebook: Path) -> list[str]:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def sources() -> list[tuple[str, ast.Module]]:
+    """(name, syntax tree) of every ganlib module and every notebook code cell (IPython's ``%``
+    lines and a cell's trailing ``;`` aside, the cells are plain Python)."""
+    trees = [(path.name, ast.parse(path.read_text(encoding="utf-8"))) for path in GANLIB.rglob("*.py")]
+    for notebook in sorted(BOOK.glob("*.ipynb")):
+        for i, cell in enumerate(code_cells(notebook)):
+            text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.splitlines())
+            trees.append((f"{notebook.name}, code cell {i}", ast.parse(text)))
+    return trees
 
 
 def messages_in_code() -> set[str]:
-    """Every message that ganlib's code passes to ``_()``; each must be a literal (an f-string or a
-    variable would never match the catalog)."""
+    """Every message that ganlib's code or a notebook passes to ``_()``; each must be a literal (an
+    f-string or a variable would never match the catalog)."""
     found = set()
-    for path in GANLIB.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for name, tree in sources():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_":
                 assert len(node.args) == 1 and isinstance(node.args[0], ast.Constant), (
-                    f"{path.name}:{node.lineno}: _() takes one literal string; format it after translating")
+                    f"{name}:{node.lineno}: _() takes one literal string; format it after translating")
                 found.add(node.args[0].value)
     return found
 
@@ -78,3 +98,88 @@ def test_read_po_joins_lines_unescapes_and_skips_fuzzy_and_empty(tmp_path):
         path.write_text(bad, encoding="utf-8")
         with pytest.raises(ValueError, match=f"t.po:{line}: not a line of a gettext catalog"):
             i18n.read_po(path)
+
+
+# Where a notebook's code puts text on the page: print(), a figure's titles, labels and texts, and
+# the book's table and image helpers. Text there must go through _() in a translated notebook.
+SHOWN_BY_CALL = {"print", "set_title", "set_xlabel", "set_ylabel", "suptitle", "text", "set_label",
+                 "text_table", "show_images", "real_vs_generated", "density_and_discriminator"}
+SHOWN_BY_KEYWORD = {"label", "title", "titles", "xlabel", "ylabel"}
+
+
+def words(text: str) -> list[str]:
+    """The English words of a displayed string, math ($...$) and format fields ({...}) left out."""
+    return re.findall(r"[A-Za-z]{2,}", re.sub(r"\$[^$]*\$|\{[^}]*\}", "", text))
+
+
+def untranslated_text(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, text) of each string with English words that a cell shows without _()."""
+    found = []
+
+    def visit(node, shown=False):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_":
+            return  # translated
+        if isinstance(node, ast.Subscript):  # scores["Bernoulli"]: a key, not text
+            visit(node.value, shown)
+            return
+        if shown and isinstance(node, ast.Constant) and isinstance(node.value, str) and words(node.value):
+            found.append((node.lineno, node.value))
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+            if shown and words(text):
+                found.append((node.lineno, text))
+            for value in node.values:
+                if isinstance(value, ast.FormattedValue):
+                    visit(value.value, shown)
+            return
+        if isinstance(node, ast.Call):
+            callee = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            visit(node.func, shown)
+            for arg in node.args:
+                visit(arg, shown or callee in SHOWN_BY_CALL)
+            for keyword in node.keywords:
+                visit(keyword.value, shown or callee in SHOWN_BY_CALL or keyword.arg in SHOWN_BY_KEYWORD)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, shown)
+
+    visit(tree)
+    return found
+
+
+def translated_notebooks() -> list[Path]:
+    sys.path.insert(0, str(BOOK / "_ext"))
+    from editions import translated_pages  # the rule the Chinese build uses
+
+    return [BOOK.parent / f"{page}.ipynb" for page in sorted(translated_pages())
+            if (BOOK.parent / f"{page}.ipynb").exists()]
+
+
+def test_translated_notebooks_show_no_english_text_outside_underscore():
+    notebooks = translated_notebooks()
+    assert len(notebooks) >= 4  # Part I
+    for notebook in notebooks:
+        for i, cell in enumerate(code_cells(notebook)):
+            left = untranslated_text(ast.parse(cell))
+            assert not left, (f"{notebook.name}, code cell {i}, line {left[0][0]}: {left[0][1]!r} is shown in "
+                              "English in the Chinese edition; wrap it in _() and translate it in ganlib/locale/zh_CN.po")
+
+
+def test_the_untranslated_text_check_finds_what_it_should():
+    cell = ast.parse('print(f"mean {m:.2f}, {scores[\'Bernoulli\']}")\nax.set_title(_("step"))\n'
+                     'ax.plot(x, y, label="$p_g$")\nax.plot(x, y, label="samples")\nprint(text_table([_("k")], rows))')
+    assert untranslated_text(cell) == [(1, "mean , "), (4, "samples")]
+
+
+def test_notebooks_that_translate_never_rebind_underscore():
+    # IPython binds _ to the last result unless the user did; a cell that assigns _ (e.g. "_, x = ...")
+    # would replace the translation function for every later cell
+    for notebook in sorted(BOOK.glob("*.ipynb")):
+        cells = code_cells(notebook)
+        if not any("from ganlib.i18n import _" in cell for cell in cells):
+            continue
+        for i, cell in enumerate(cells):
+            for node in ast.parse(cell).body:
+                targets = [n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                           and not isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+                assert "_" not in [n.id for n in targets], f"{notebook.name}, code cell {i} assigns _; use another name"

@@ -45,7 +45,14 @@ Shared teaching tools:
   figures      figures drawn from code: the GAN schematic (data and gradient flow)
   animation    a 2D GAN animated while it trains (a trainer callback plus a to_jshtml player)
   interactive  a widget for a live kernel and its static counterpart for the site, in one output
+  tables       plain-text tables whose columns stay aligned with Chinese text in them
+  fonts        a CJK font for figures, made matplotlib's fallback in the Chinese edition
 
 The submodules are imported on use (``from ganlib.chapters import theory``), so importing the
-package does not load matplotlib.
+package does not load matplotlib, except in the Chinese edition (``GANLIB_LANG=zh_CN``), where the
+figures' font is set up first.
 """
+from .fonts import use_edition_font
+
+use_edition_font()  # labels from ganlib.i18n._ are Chinese there, and DejaVu Sans has no Chinese glyphs
+

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..i18n import _
+
 __all__ = ["Snapshot", "SnapshotRecorder", "animate_training", "animation_html", "save_gif"]
 
 
@@ -98,16 +100,18 @@ class SnapshotRecorder:
 
 
 def animate_training(recorder: SnapshotRecorder, real=None, figsize=(4.0, 4.0), dpi: int = 72,
-                     interval: int = 200, max_frames: int | None = 40, title: str = "step {step}"):
+                     interval: int = 200, max_frames: int | None = 40, title: str | None = None):
     """A ``FuncAnimation`` of the recorded snapshots: D(x) as filled contours, G's samples on top.
 
     ``real`` (an (n, 2) array or tensor) is drawn as small grey points in every frame. When there
     are more than ``max_frames`` snapshots, evenly spaced ones are kept (first and last included).
     The colour scale is fixed to [0, 1] with 1/2 (D cannot tell) at the middle of the colour map.
+    ``title`` is each frame's title, a format string of ``step`` (default: "step {step}").
     """
     import matplotlib.pyplot as plt  # on use: recording snapshots needs no matplotlib
     from matplotlib.animation import FuncAnimation
 
+    title = title or _("step {step}")
     snaps = list(recorder.snapshots)
     if not snaps:
         raise ValueError("the recorder has no snapshots: pass it to the trainer as a callback and train first")
@@ -134,7 +138,7 @@ def animate_training(recorder: SnapshotRecorder, real=None, figsize=(4.0, 4.0), 
             colorbar_drawn.append(cbar)
         if real is not None:
             r = np.asarray(real.detach().cpu() if isinstance(real, torch.Tensor) else real)
-            ax.scatter(r[:, 0], r[:, 1], s=3, c="0.25", alpha=0.35, linewidths=0, label="real")
+            ax.scatter(r[:, 0], r[:, 1], s=3, c="0.25", alpha=0.35, linewidths=0, label=_("real"))
         ax.scatter(snap.samples[:, 0], snap.samples[:, 1], s=5, c="gold", edgecolors="k",
                    linewidths=0.2, label="G(z)")
         ax.set_xlim(xlo, xhi)

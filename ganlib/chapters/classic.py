@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .tables import text_table
+
 __all__ = [
     "binarize", "dequantize", "causal_mask",
     "BernoulliPixels", "GaussianPixels", "MarkovPixels",
@@ -474,19 +476,5 @@ def log_likelihood_table(rows: list[dict]) -> str:
     if not rows:
         raise ValueError("log_likelihood_table needs at least one row")
     columns = list(rows[0])
-
-    def cell(value):
-        if isinstance(value, float):
-            return f"{value:,.1f}"
-        if isinstance(value, int):
-            return f"{value:,}"
-        return str(value)
-
-    cells = [[cell(row[c]) for c in columns] for row in rows]
-    numeric = [isinstance(rows[0][c], (int, float)) for c in columns]
-    widths = [max(len(c), *(len(r[j]) for r in cells)) for j, c in enumerate(columns)]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    formats = [",.1f" if isinstance(v, float) else "," if isinstance(v, int) else "" for v in rows[0].values()]
+    return text_table(columns, [[row[c] for c in columns] for row in rows], formats)

@@ -7,10 +7,10 @@ nothing but matplotlib (and torchvision for the image grids): no network, no fil
 :func:`gan_schematic` draws the data and gradient flow of one iteration of Goodfellow et al.'s
 Algorithm 1 in two panels: the discriminator's step, where D's loss updates D only and the fake
 samples are constants, and the generator's step, where G's loss is back-propagated *through* D,
-whose weights stay fixed, into G. The boxes are labelled in English; the Chinese terms
-(生成器, 判别器) are added under the boxes only when a font with those glyphs is installed
-(:func:`cjk_font`), because matplotlib's default DejaVu Sans has none and would warn about each
-missing glyph. Chapters put the Chinese terms in the caption either way.
+whose weights stay fixed, into G. The labels are in the language ganlib prints in
+(:mod:`ganlib.i18n`). In English the Chinese terms (生成器, 判别器) are added under the boxes only
+when a font with those glyphs is installed (:func:`cjk_font`), because matplotlib's default DejaVu
+Sans has none and would warn about each missing glyph.
 
 Example::
 
@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties, fontManager
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from ..i18n import _, language
+from .fonts import CJK_FAMILY_HINTS, cjk_font, font_has_glyphs
 from .plots import show_images
 
 __all__ = ["CJK_FAMILY_HINTS", "cjk_font", "font_has_glyphs", "gan_schematic", "real_vs_generated"]
@@ -31,37 +32,8 @@ __all__ = ["CJK_FAMILY_HINTS", "cjk_font", "font_has_glyphs", "gan_schematic", "
 #: the Chinese terms the schematic can show
 CHINESE = {"G": "生成器", "D": "判别器"}
 
-#: substrings of the family names of common CJK fonts; only fonts whose names contain one are opened
-CJK_FAMILY_HINTS = ("CJK", "Han Sans", "Han Serif", "WenQuanYi", "Hei", "Song", "Ming", "Kai", "Fang",
-                    "YaHei", "SimSun", "PingFang", "Droid Sans Fallback", "AR PL", "Noto Sans SC",
-                    "Noto Serif SC", "Sarasa", "LXGW")
-
 # colours: data flow in black, D's update in red, G's update in blue (the colours of the text)
 _D_COLOUR, _G_COLOUR, _OFF = "#c0392b", "#1f5fa8", "0.6"
-
-
-def font_has_glyphs(path: str, text: str) -> bool:
-    """Whether the font file at ``path`` has a glyph for every character of ``text``."""
-    from matplotlib.ft2font import FT2Font
-
-    try:
-        font = FT2Font(str(path))
-    except (OSError, RuntimeError, ValueError):  # unreadable or not a font matplotlib can open
-        return False
-    return all(font.get_char_index(ord(ch)) != 0 for ch in text)
-
-
-def cjk_font(text: str = "".join(CHINESE.values())) -> FontProperties | None:
-    """A FontProperties for an installed font that can draw ``text``, or None if there is none.
-
-    Only fonts whose family name contains one of :data:`CJK_FAMILY_HINTS` are considered (so a
-    machine with thousands of fonts does not open each one), and each candidate must really have
-    every glyph: a family name alone is no proof.
-    """
-    for entry in sorted(fontManager.ttflist, key=lambda e: e.name):
-        if any(hint.lower() in entry.name.lower() for hint in CJK_FAMILY_HINTS) and font_has_glyphs(entry.fname, text):
-            return FontProperties(fname=entry.fname)
-    return None
 
 
 def _box(ax, x, y, title, subtitle, colour="k", w=1.3, h=0.8, chinese=None, cjk=None, dim=False):
@@ -88,14 +60,14 @@ def _panel(ax, which: str, cjk) -> None:
     d_step = which == "D"
     zx, gx, fx, dx, lx = 0.7, 2.3, 3.95, 5.7, 7.45   # x of the boxes: z, G, fake, D, loss
     low, high, mid = 1.0, 2.35, 1.675              # y: the fake row, the real row, D and the loss
-    _box(ax, zx, low, "z", r"noise $z \sim p_z$")
-    _box(ax, gx, low, "G", "Generator", colour=_G_COLOUR, chinese=CHINESE["G"], cjk=cjk)
-    _box(ax, fx, low, r"$\tilde{x}$", r"fake, $\tilde{x} = G(z)$")
-    _box(ax, fx, high, "x", r"real, $x \sim p_{data}$" if d_step else "not used here", dim=not d_step)
-    _box(ax, dx, mid, "D", "Discriminator", colour=_D_COLOUR, chinese=CHINESE["D"], cjk=cjk)
+    _box(ax, zx, low, "z", _(r"noise $z \sim p_z$"))
+    _box(ax, gx, low, "G", _("Generator"), colour=_G_COLOUR, chinese=CHINESE["G"], cjk=cjk)
+    _box(ax, fx, low, r"$\tilde{x}$", _(r"fake, $\tilde{x} = G(z)$"))
+    _box(ax, fx, high, "x", _(r"real, $x \sim p_{data}$") if d_step else _("not used here"), dim=not d_step)
+    _box(ax, dx, mid, "D", _("Discriminator"), colour=_D_COLOUR, chinese=CHINESE["D"], cjk=cjk)
     loss_colour = _D_COLOUR if d_step else _G_COLOUR
     _box(ax, lx, mid, r"$\mathcal{L}_D$" if d_step else r"$\mathcal{L}_G$",
-         "real → 1, fake → 0" if d_step else r"$-\log D(\tilde{x})$", colour=loss_colour)
+         _("real → 1, fake → 0") if d_step else r"$-\log D(\tilde{x})$", colour=loss_colour)
 
     # forward pass (black): noise -> G -> fake -> D <- real, D -> loss
     _arrow(ax, (zx + 0.65, low), (gx - 0.65, low))
@@ -107,20 +79,20 @@ def _panel(ax, which: str, cjk) -> None:
     # backward pass (dashed, in the colour of the network it updates), drawn under the boxes
     if d_step:
         _arrow(ax, (lx, mid - 0.45), (dx + 0.1, mid - 0.45), colour=_D_COLOUR, style="--", rad=-0.6, lw=2)
-        ax.text((lx + dx) / 2, mid - 1.3, "gradient of $\\mathcal{L}_D$ updates D only", ha="center",
+        ax.text((lx + dx) / 2, mid - 1.3, _("gradient of $\\mathcal{L}_D$ updates D only"), ha="center",
                 va="center", fontsize=9, color=_D_COLOUR)
-        ax.text(fx, low - 0.62, "G(z) is a constant here:\nno gradient reaches G (detach)", ha="center",
+        ax.text(fx, low - 0.62, _("G(z) is a constant here:\nno gradient reaches G (detach)"), ha="center",
                 va="center", fontsize=8, color=_OFF)
-        title = "(a) the discriminator's step: D learns to tell real from fake"
+        title = _("(a) the discriminator's step: D learns to tell real from fake")
     else:
         # loss -> D -> fake -> G: the gradient passes *through* D on its way to G
         _arrow(ax, (lx, mid - 0.45), (dx + 0.1, mid - 0.45), colour=_G_COLOUR, style="--", rad=-0.6, lw=2)
         _arrow(ax, (dx - 0.1, mid - 0.45), (fx + 0.1, low - 0.45), colour=_G_COLOUR, style="--", rad=-0.35, lw=2)
         _arrow(ax, (fx - 0.1, low - 0.45), (gx + 0.1, low - 0.45), colour=_G_COLOUR, style="--", rad=-0.5, lw=2)
-        ax.text(dx, mid + 0.62, "frozen: weights fixed", ha="center", va="center", fontsize=8, color=_D_COLOUR)
-        ax.text((lx + gx) / 2, low - 1.1, "gradient of $\\mathcal{L}_G$ flows back through D into G; only G is updated",
+        ax.text(dx, mid + 0.62, _("frozen: weights fixed"), ha="center", va="center", fontsize=8, color=_D_COLOUR)
+        ax.text((lx + gx) / 2, low - 1.1, _("gradient of $\\mathcal{L}_G$ flows back through D into G; only G is updated"),
                 ha="center", va="center", fontsize=9, color=_G_COLOUR)
-        title = "(b) the generator's step: G learns to make D say \"real\""
+        title = _("(b) the generator's step: G learns to make D say \"real\"")
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_xlim(0, 8.2)
     ax.set_ylim(-0.35, 3.1)
@@ -135,10 +107,11 @@ def gan_schematic(chinese: bool | None = None) -> Figure:
     gradient of each loss, in the colour of the one network it updates. ``chinese``: None adds
     生成器 / 判别器 under the boxes when :func:`cjk_font` finds a font for them, and draws
     English only otherwise (without a warning); True requires such a font (ValueError if there
-    is none); False always draws English only.
+    is none); False always draws English only. In the Chinese edition (``GANLIB_LANG=zh_CN``) every
+    label is Chinese already (:mod:`ganlib.i18n`), and ``chinese`` adds nothing.
     """
     cjk = None
-    if chinese is None or chinese:
+    if language() == "en" and (chinese is None or chinese):
         cjk = cjk_font()
         if chinese and cjk is None:
             raise ValueError("no installed font can draw 生成器 / 判别器; install one (e.g. Noto Sans CJK SC, "
@@ -151,13 +124,15 @@ def gan_schematic(chinese: bool | None = None) -> Figure:
     return fig
 
 
-def real_vs_generated(real, generated, nrow: int = 8, titles=("training images", "generated images"),
+def real_vs_generated(real, generated, nrow: int = 8, titles=None,
                       value_range=(-1.0, 1.0), size: float = 3.2) -> Figure:
     """Two image grids side by side, real on the left and generated on the right.
 
     ``real`` and ``generated`` are batches (N, C, H, W) with values in ``value_range``; each grid
-    has ``nrow`` images per row, drawn by :func:`ganlib.chapters.plots.show_images`.
+    has ``nrow`` images per row, drawn by :func:`ganlib.chapters.plots.show_images`. ``titles``:
+    the two grids' titles (default: "training images", "generated images").
     """
+    titles = titles or (_("training images"), _("generated images"))
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 1.08))
     for ax, images, title in zip(axes, (real, generated), titles):
         show_images(images, nrow=nrow, title=title, ax=ax, value_range=value_range)

@@ -5,6 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..i18n import _
+
 
 def image_grid(images: torch.Tensor, nrow: int = 8, value_range=(-1.0, 1.0)) -> torch.Tensor:
     """Tile a batch (N, C, H, W) into one (H', W', C) array in [0, 1] for ``imshow``."""
@@ -43,13 +45,13 @@ def density_and_discriminator(ax, x, p_data, fake_samples=None, d_values=None, d
     if fake_samples is not None:
         fake = np.asarray(torch.as_tensor(fake_samples).detach().cpu().reshape(-1))
         ax.hist(fake, bins=bins, range=(x[0], x[-1]), density=True, color="tab:orange", alpha=0.5,
-                label="samples of G ($p_g$)")
+                label=_("samples of G ($p_g$)"))
     ax.set_xlim(x[0], x[-1])
-    ax.set_ylabel("density")
+    ax.set_ylabel(_("density"))
     ax.set_xlabel("x")
     ax_d = ax.twinx()
     if d_formula is not None:
-        ax_d.plot(x, d_formula, color="tab:blue", lw=3, alpha=0.35, label="$D^*(x)$ (formula)")
+        ax_d.plot(x, d_formula, color="tab:blue", lw=3, alpha=0.35, label=_("$D^*(x)$ (formula)"))
     if d_values is not None:
         ax_d.plot(x, d_values, color="tab:blue", lw=1.5, label="D(x)")
     ax_d.axhline(0.5, color="tab:blue", lw=0.8, ls=":")
