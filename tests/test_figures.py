@@ -79,3 +79,21 @@ def test_real_vs_generated_shows_two_titled_grids():
     # the all-zero fakes are mid-grey (0.5 in [0, 1]) inside the tiles; the padding is white
     assert float(right[2:10, 2:10].min()) == pytest.approx(0.5, abs=1e-6)
     draw_without_warnings(fig)
+
+
+def test_the_chinese_edition_draws_chinese_labels_next_to_math_without_missing_glyphs(monkeypatch):
+    from ganlib.chapters import fonts
+
+    if cjk_font() is None:
+        pytest.skip("no CJK font installed here")
+    with matplotlib.rc_context():
+        monkeypatch.delenv("GANLIB_LANG", raising=False)
+        before = list(matplotlib.rcParams["font.family"])
+        assert fonts.use_edition_font() is None and matplotlib.rcParams["font.family"] == before  # English
+        monkeypatch.setenv("GANLIB_LANG", "zh_CN")
+        assert fonts.use_edition_font() == matplotlib.rcParams["font.family"][0]
+        fig = gan_schematic()
+        labels = texts(fig)
+        assert {"生成器", "判别器"} <= set(labels) and "Generator" not in labels
+        assert "生成样本，$\\tilde{x} = G(z)$" in labels  # Chinese text around math, drawn by mathtext
+        draw_without_warnings(fig)

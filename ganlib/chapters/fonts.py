@@ -3,8 +3,8 @@
 matplotlib's default font, DejaVu Sans, has no Chinese glyphs. :func:`cjk_font` finds an
 installed font that has them (Debian and Ubuntu: ``fonts-noto-cjk``). When ganlib prints in
 Chinese (``GANLIB_LANG=zh_CN``, see :mod:`ganlib.i18n`), :func:`use_edition_font` makes that font
-matplotlib's fallback, so that figure labels from ``_()`` are drawn in Chinese while Latin
-letters, digits and math keep DejaVu Sans. Importing :mod:`ganlib.chapters` calls it.
+matplotlib's first font, so that figure labels from ``_()`` are drawn in Chinese (math keeps
+its DejaVu fonts). Importing :mod:`ganlib.chapters` calls it.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _register_new_cjk_files() -> None:
 
 
 def use_edition_font() -> str | None:
-    """In the Chinese edition, make a CJK font matplotlib's fallback; returns its family name.
+    """In the Chinese edition, make a CJK font matplotlib's first font; returns its family name.
 
     Does nothing in English (returns None). In Chinese without any CJK font, warns once and
     returns None: figures then show their Chinese labels as empty boxes.
@@ -96,9 +96,9 @@ def use_edition_font() -> str | None:
                       "labels cannot be drawn; install one (e.g. Debian's fonts-noto-cjk)", stacklevel=2)
         return None
     family = font.get_family()[0]
-    # DejaVu Sans stays first: Latin text, digits and math look as in the English edition, and
-    # matplotlib falls back to the CJK font glyph by glyph
-    rest = [f for f in matplotlib.rcParams["font.sans-serif"] if f not in ("DejaVu Sans", family)]
-    matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans", family, *rest]
-    matplotlib.rcParams["font.family"] = ["sans-serif"]
+    # The CJK font comes first: text around math ("G 的样本（$p_g$）") is drawn by mathtext in the
+    # text's first font alone, without fallback. DejaVu Sans, next, supplies any glyph the CJK font
+    # lacks (matplotlib falls back glyph by glyph through named families, not through a generic one
+    # such as "sans-serif"). Math itself keeps mathtext's DejaVu fonts, as in the English edition.
+    matplotlib.rcParams["font.family"] = [family, "DejaVu Sans"]
     return family
