@@ -130,6 +130,13 @@ UNTRANSLATED = """() => {
     .map(t => t.slice(0, 100));
 }"""
 
+# What a translated page's code printed (ganlib.i18n): a line of text output with three English
+# words in a row and no Chinese character is English that the code did not translate.
+UNTRANSLATED_OUTPUT = """() => [...document.querySelectorAll('main .cell_output pre')]
+  .flatMap(e => e.textContent.split('\\n'))
+  .filter(t => /[A-Za-z]{2,}\\s+[A-Za-z]{2,}\\s+[A-Za-z]{2,}/.test(t) && !/[\\u4e00-\\u9fff]/.test(t))
+  .map(t => t.trim().slice(0, 100))"""
+
 
 def check_page(browser, url: str, screenshot: Path | None = None) -> list[str]:
     """Everything wrong with the page at ``url`` as a reader's browser shows it (empty: nothing)."""
@@ -234,6 +241,7 @@ def test_chinese_page_renders_offline_and_reads_in_chinese(server, browser, page
     tab.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == urlparse(url).netloc else r.abort())
     tab.goto(url, wait_until="load")
     problems += [f"English left untranslated: {text}" for text in tab.evaluate(UNTRANSLATED)]
+    problems += [f"English printed by the code: {text}" for text in tab.evaluate(UNTRANSLATED_OUTPUT)]
     context.close()
     assert not problems, f"zh_CN/{page}:\n  " + "\n  ".join(problems)
 
@@ -288,3 +296,15 @@ def test_no_page_names_another_host_for_a_script_stylesheet_image_or_frame():
     found = {str(p.relative_to(SITE)): m.group(0)[:120] for p in SITE.rglob("*.html")
              for m in [remote.search(p.read_text(errors="replace"))] if m}
     assert not found, found
+
+
+def test_the_output_check_finds_english_printed_on_an_english_page(server, browser):
+    # the same notebook, run in English: its printed lines are what the Chinese check must catch
+    if not (SITE / "book" / "generative_models.html").exists():
+        _unavailable(f"no built site at {SITE}: run `make book` first")
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(f"{server}/book/generative_models.html", wait_until="load")
+    found = tab.evaluate(UNTRANSLATED_OUTPUT)
+    context.close()
+    assert any(line.startswith("fraction of binary pixels that are on") for line in found), found
