@@ -137,8 +137,8 @@ def untranslated_text(tree: ast.Module) -> list[tuple[int, str]]:
             visit(node.func, shown)
             for arg in node.args:
                 visit(arg, shown or callee in SHOWN_BY_CALL)
-            for keyword in node.keywords:
-                visit(keyword.value, shown or callee in SHOWN_BY_CALL or keyword.arg in SHOWN_BY_KEYWORD)
+            for keyword in node.keywords:  # ha="center", color="C0": options, not text
+                visit(keyword.value, shown or keyword.arg in SHOWN_BY_KEYWORD)
             return
         for child in ast.iter_child_nodes(node):
             visit(child, shown)
@@ -167,8 +167,9 @@ def test_translated_notebooks_show_no_english_text_outside_underscore():
 
 def test_the_untranslated_text_check_finds_what_it_should():
     cell = ast.parse('print(f"mean {m:.2f}, {scores[\'Bernoulli\']}")\nax.set_title(_("step"))\n'
-                     'ax.plot(x, y, label="$p_g$")\nax.plot(x, y, label="samples")\nprint(text_table([_("k")], rows))')
-    assert untranslated_text(cell) == [(1, "mean , "), (4, "samples")]
+                     'ax.plot(x, y, label="$p_g$")\nax.plot(x, y, label="samples")\nprint(text_table([_("k")], rows))\n'
+                     'ax.text(0, 0, _("a"), ha="center", color="tab:blue")\nax.text(0, 0, "two words")')
+    assert untranslated_text(cell) == [(1, "mean , "), (4, "samples"), (7, "two words")]
 
 
 def test_notebooks_that_translate_never_rebind_underscore():
