@@ -131,8 +131,9 @@ UNTRANSLATED = """() => {
 }"""
 
 # What a translated page's code printed (ganlib.i18n): a line of text output with three English
-# words in a row and no Chinese character is English that the code did not translate.
-UNTRANSLATED_OUTPUT = """() => [...document.querySelectorAll('main .cell_output pre')]
+# words in a row and no Chinese character is English that the code did not translate. (Source code
+# shown by ganlib.chapters.code is a code listing, not an .output, and stays code.)
+UNTRANSLATED_OUTPUT = """() => [...document.querySelectorAll('main .cell_output .output pre')]
   .flatMap(e => e.textContent.split('\\n'))
   .filter(t => /[A-Za-z]{2,}\\s+[A-Za-z]{2,}\\s+[A-Za-z]{2,}/.test(t) && !/[\\u4e00-\\u9fff]/.test(t))
   .map(t => t.trim().slice(0, 100))"""
