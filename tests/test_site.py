@@ -138,6 +138,14 @@ UNTRANSLATED_OUTPUT = """() => [...document.querySelectorAll('main .cell_output 
   .filter(t => /[A-Za-z]{2,}\\s+[A-Za-z]{2,}\\s+[A-Za-z]{2,}/.test(t) && !/[\\u4e00-\\u9fff]/.test(t))
   .map(t => t.trim().slice(0, 100))"""
 
+# Printed tables count a Chinese character as two columns (ganlib.chapters.tables): in a text
+# output of a Chinese page, two Chinese characters must be exactly as wide as four Latin letters.
+OUTPUT_COLUMNS = """() => { const pre = document.querySelector('main .cell_output .output pre');
+  if (!pre) return null;
+  const width = t => { const s = document.createElement('span'); s.textContent = t; pre.appendChild(s);
+                       const w = s.getBoundingClientRect().width; s.remove(); return w; };
+  return [width('中文'), width('MMMM')]; }"""
+
 
 def check_page(browser, url: str, screenshot: Path | None = None) -> list[str]:
     """Everything wrong with the page at ``url`` as a reader's browser shows it (empty: nothing)."""
@@ -243,6 +251,10 @@ def test_chinese_page_renders_offline_and_reads_in_chinese(server, browser, page
     tab.goto(url, wait_until="load")
     problems += [f"English left untranslated: {text}" for text in tab.evaluate(UNTRANSLATED)]
     problems += [f"English printed by the code: {text}" for text in tab.evaluate(UNTRANSLATED_OUTPUT)]
+    columns = tab.evaluate(OUTPUT_COLUMNS)
+    if columns and abs(columns[0] - columns[1]) > 0.5:
+        problems.append(f"printed tables drift: two Chinese characters are {columns[0]:.1f} px wide, four "
+                        f"Latin letters {columns[1]:.1f} px (book/_static/cjk.css names the monospaced CJK font)")
     context.close()
     assert not problems, f"zh_CN/{page}:\n  " + "\n  ".join(problems)
 
