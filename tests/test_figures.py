@@ -97,3 +97,20 @@ def test_the_chinese_edition_draws_chinese_labels_next_to_math_without_missing_g
         assert {"生成器", "判别器"} <= set(labels) and "Generator" not in labels
         assert "生成样本，$\\tilde{x} = G(z)$" in labels  # Chinese text around math, drawn by mathtext
         draw_without_warnings(fig)
+
+
+def test_a_cjk_font_missing_from_matplotlibs_stale_cache_is_found_on_disk(monkeypatch):
+    # matplotlib caches its font list; a CJK font installed after that is only on disk
+    from ganlib.chapters import fonts
+
+    font = cjk_font()
+    if font is None:
+        pytest.skip("no CJK font installed here")
+    manager = matplotlib.font_manager.fontManager
+    stale = [e for e in manager.ttflist if not any(h.lower() in e.name.lower() for h in fonts.CJK_FAMILY_HINTS)]
+    monkeypatch.setattr(manager, "ttflist", stale)
+    assert cjk_font() is None
+    monkeypatch.setenv("GANLIB_LANG", "zh_CN")
+    with matplotlib.rc_context():
+        assert fonts.use_edition_font() is not None
+        assert any(e.fname == font.get_file() for e in manager.ttflist)
