@@ -20,14 +20,18 @@ def code_cells(notebook: Path) -> list[str]:
     return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
 
 
+def parse_cell(cell: str) -> ast.Module:
+    """A code cell's syntax tree, IPython's ``%`` and ``!`` lines left out."""
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.splitlines()))
+
+
 def sources() -> list[tuple[str, ast.Module]]:
     """(name, syntax tree) of every ganlib module and every notebook code cell (IPython's ``%``
     lines and a cell's trailing ``;`` aside, the cells are plain Python)."""
     trees = [(path.name, ast.parse(path.read_text(encoding="utf-8"))) for path in GANLIB.rglob("*.py")]
     for notebook in sorted(BOOK.glob("*.ipynb")):
         for i, cell in enumerate(code_cells(notebook)):
-            text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.splitlines())
-            trees.append((f"{notebook.name}, code cell {i}", ast.parse(text)))
+            trees.append((f"{notebook.name}, code cell {i}", parse_cell(cell)))
     return trees
 
 
@@ -160,7 +164,7 @@ def test_translated_notebooks_show_no_english_text_outside_underscore():
     assert len(notebooks) >= 4  # Part I
     for notebook in notebooks:
         for i, cell in enumerate(code_cells(notebook)):
-            left = untranslated_text(ast.parse(cell))
+            left = untranslated_text(parse_cell(cell))
             assert not left, (f"{notebook.name}, code cell {i}, line {left[0][0]}: {left[0][1]!r} is shown in "
                               "English in the Chinese edition; wrap it in _() and translate it in ganlib/locale/zh_CN.po")
 
@@ -172,15 +176,41 @@ def test_the_untranslated_text_check_finds_what_it_should():
     assert untranslated_text(cell) == [(1, "mean , "), (4, "samples"), (7, "two words")]
 
 
-def test_notebooks_that_translate_never_rebind_underscore():
+def binds_underscore(tree: ast.AST, top_level_only: bool) -> list[int]:
+    """Lines where ``_`` is bound: assigned, a loop or comprehension target, ``except ... as _`` or
+    ``import ... as _`` (the import of ganlib.i18n's ``_`` aside); top-level statements only, or all."""
+    lines = []
+    for statement in (tree.body if top_level_only else [tree]):
+        if top_level_only and isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id == "_":
+                lines.append(node.lineno)
+            elif isinstance(node, ast.ExceptHandler) and node.name == "_":
+                lines.append(node.lineno)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and "i18n" not in (getattr(node, "module", "") or ""):
+                lines += [node.lineno for alias in node.names if (alias.asname or alias.name) == "_"]
+    return lines
+
+
+def test_code_that_translates_never_rebinds_underscore():
     # IPython binds _ to the last result unless the user did; a cell that assigns _ (e.g. "_, x = ...")
-    # would replace the translation function for every later cell
+    # would replace the translation function for every later cell, and a function of a ganlib module
+    # that assigns _ makes _ local there, so a _() call in it fails
     for notebook in sorted(BOOK.glob("*.ipynb")):
         cells = code_cells(notebook)
-        if not any("from ganlib.i18n import _" in cell for cell in cells):
-            continue
-        for i, cell in enumerate(cells):
-            for node in ast.parse(cell).body:
-                targets = [n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-                           and not isinstance(node, (ast.FunctionDef, ast.ClassDef))]
-                assert "_" not in [n.id for n in targets], f"{notebook.name}, code cell {i} assigns _; use another name"
+        if any("from ganlib.i18n import _" in cell for cell in cells):
+            for i, cell in enumerate(cells):
+                assert not binds_underscore(parse_cell(cell), True), f"{notebook.name}, code cell {i} binds _"
+    for path in GANLIB.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.ImportFrom) and (n.module or "").endswith("i18n") and any(a.name == "_" for a in n.names)
+               for n in ast.walk(tree)):
+            assert not binds_underscore(tree, False), f"{path.name}:{binds_underscore(tree, False)[0]} binds _"
+
+
+def test_the_binding_check_sees_every_way_of_binding():
+    for code in ("_, x = f()", "for _ in y: pass", "[1 for _ in y]", "try:\n    pass\nexcept E as _:\n    pass",
+                 "import gettext as _"):
+        assert binds_underscore(ast.parse(code), True), code
+    assert not binds_underscore(ast.parse("from ganlib.i18n import _\ndef f():\n    _, x = g()"), True)

@@ -140,11 +140,15 @@ UNTRANSLATED_OUTPUT = """() => [...document.querySelectorAll('main .cell_output 
 
 # Printed tables count a Chinese character as two columns (ganlib.chapters.tables): in a text
 # output of a Chinese page, two Chinese characters must be exactly as wide as four Latin letters.
-OUTPUT_COLUMNS = """() => { const pre = document.querySelector('main .cell_output .output pre');
+OUTPUT_COLUMNS = """() => { const pre = [...document.querySelectorAll('main .cell_output .output pre')]
+    .find(e => e.getBoundingClientRect().width > 0);
   if (!pre) return null;
   const width = t => { const s = document.createElement('span'); s.textContent = t; pre.appendChild(s);
                        const w = s.getBoundingClientRect().width; s.remove(); return w; };
   return [width('中文'), width('MMMM')]; }"""
+
+CHINESE_OUTPUT = """() => [...document.querySelectorAll('main .cell_output .output pre')]
+  .some(e => /[\\u4e00-\\u9fff]/.test(e.textContent))"""
 
 
 def check_page(browser, url: str, screenshot: Path | None = None) -> list[str]:
@@ -252,6 +256,11 @@ def test_chinese_page_renders_offline_and_reads_in_chinese(server, browser, page
     problems += [f"English left untranslated: {text}" for text in tab.evaluate(UNTRANSLATED)]
     problems += [f"English printed by the code: {text}" for text in tab.evaluate(UNTRANSLATED_OUTPUT)]
     columns = tab.evaluate(OUTPUT_COLUMNS)
+    if (ROOT / f"{page}.ipynb").exists():  # a notebook: its printed output must be there, and Chinese
+        if not tab.evaluate(CHINESE_OUTPUT):
+            problems.append("no printed output line in Chinese (was the notebook run with GANLIB_LANG=zh_CN?)")
+        if not columns or min(columns) <= 0:
+            problems.append(f"no visible printed output to measure: {columns}")
     if columns and abs(columns[0] - columns[1]) > 0.5:
         problems.append(f"printed tables drift: two Chinese characters are {columns[0]:.1f} px wide, four "
                         f"Latin letters {columns[1]:.1f} px (book/_static/cjk.css names the monospaced CJK font)")

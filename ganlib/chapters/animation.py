@@ -111,7 +111,7 @@ def animate_training(recorder: SnapshotRecorder, real=None, figsize=(4.0, 4.0), 
     import matplotlib.pyplot as plt  # on use: recording snapshots needs no matplotlib
     from matplotlib.animation import FuncAnimation
 
-    title = title or _("step {step}")
+    title = _("step {step}") if title is None else title
     snaps = list(recorder.snapshots)
     if not snaps:
         raise ValueError("the recorder has no snapshots: pass it to the trainer as a callback and train first")

@@ -132,7 +132,7 @@ def real_vs_generated(real, generated, nrow: int = 8, titles=None,
     has ``nrow`` images per row, drawn by :func:`ganlib.chapters.plots.show_images`. ``titles``:
     the two grids' titles (default: "training images", "generated images").
     """
-    titles = titles or (_("training images"), _("generated images"))
+    titles = (_("training images"), _("generated images")) if titles is None else titles
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size * 1.08))
     for ax, images, title in zip(axes, (real, generated), titles):
         show_images(images, nrow=nrow, title=title, ax=ax, value_range=value_range)

@@ -21,7 +21,7 @@ def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, a
                 value_range=(-1.0, 1.0)):
     """Show a batch of images as one grid; returns the matplotlib Axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6))
+        _fig, ax = plt.subplots(figsize=(nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6))
     # a NumPy array for imshow: a torch tensor there makes NumPy 2 emit a DeprecationWarning
     grid = image_grid(images, nrow=nrow, value_range=value_range).numpy()
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
@@ -70,7 +70,7 @@ def scatter_2d(samples, centers=None, std: float | None = None, ax=None, title: 
     """Scatter 2D samples; mark mixture centres (x) and, with ``std``, their 3-std "high quality" circles."""
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(3.2, 3.2))
+        _fig, ax = plt.subplots(figsize=(3.2, 3.2))
     s = np.asarray(torch.as_tensor(samples).detach().cpu())
     ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.4, color="tab:blue", linewidths=0)
     if centers is not None:
