@@ -10,7 +10,8 @@ from matplotlib.font_manager import FontEntry, findfont
 matplotlib.use("Agg")
 
 from ganlib.chapters import figures  # noqa: E402  (after choosing the backend)
-from ganlib.chapters.figures import cjk_font, font_has_glyphs, gan_schematic, real_vs_generated  # noqa: E402
+from ganlib.chapters.figures import gan_schematic, real_vs_generated  # noqa: E402
+from ganlib.chapters.fonts import cjk_font, font_has_glyphs  # noqa: E402
 
 
 def texts(fig):

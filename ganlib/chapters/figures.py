@@ -24,10 +24,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..i18n import _, language
-from .fonts import CJK_FAMILY_HINTS, cjk_font, font_has_glyphs
+from .fonts import cjk_font
 from .plots import show_images
 
-__all__ = ["CJK_FAMILY_HINTS", "cjk_font", "font_has_glyphs", "gan_schematic", "real_vs_generated"]
+__all__ = ["gan_schematic", "real_vs_generated"]
 
 #: the Chinese terms the schematic can show
 CHINESE = {"G": "生成器", "D": "判别器"}
