@@ -20,7 +20,7 @@ the profile (``GANLIB_PROFILE=quick|full``, see :mod:`ganlib.env`).
 ``--resume`` continues the run in ``DIR``. Options that steer training (steps, learning rates,
 loss, d-steps, penalties, EMA, logging, checkpointing, device and speed flags) are applied, and a
 new learning rate reaches the optimizers. Options that define the run (dataset, model, batch size,
-seed, latent size, DCGAN widths and layout, conditional, spectral norm) cannot change: given with a different value than
+seed, latent size, DCGAN widths and layout, InfoGAN code, conditional, spectral norm) cannot change: given with a different value than
 the checkpoint's, they are refused with a message naming each one. On the CPU a resumed run is
 bitwise equal to an uninterrupted one at the same number of torch threads (``torch.set_num_threads``;
 another count splits the reductions inside matrix products differently).
@@ -57,7 +57,7 @@ CHECKPOINT_EVERY = 1000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: the options that make a RunSpec (the rest steer the run: config fields)
 SPEC_OPTIONS = ("dataset", "model", "batch_size", "seed", "latent_dim", "base_width", "g_width", "d_width", "g_fc",
-                "d_fc", "conditional", "spectral_norm", "binarize")
+                "d_fc", "code_classes", "conditional", "spectral_norm", "binarize")
 
 
 def ema_decay(text: str) -> float:
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--d-width", type=POSITIVE_INT, help="DCGAN: D's channels at its first stage (default: --base-width)")
     t.add_argument("--g-fc", type=COUNT, help="DCGAN: units of a fully connected layer at G's start (default 0: none)")
     t.add_argument("--d-fc", type=COUNT, help="DCGAN: units of a fully connected layer before D's logit (default 0: none)")
+    t.add_argument("--code-classes", type=COUNT, help="DCGAN: an InfoGAN categorical code of this many values, "
+                   "chosen by z's last entries, and a head in D that predicts it (default 0: none)")
+    t.add_argument("--info-weight", type=WEIGHT, help="InfoGAN's lambda for --code-classes (default 1)")
     t.add_argument("--conditional", action="store_true", default=None, help="class-conditional G and D (image datasets)")
     t.add_argument("--spectral-norm", action="store_true", default=None, help="spectral norm in D")
     t.add_argument("--binarize", action="store_true", default=None,
@@ -179,7 +182,7 @@ def steering(args) -> dict:
         "progress": None if args.no_progress is None else not args.no_progress,
         "lr": args.lr, "lr_g": args.lr_g, "lr_d": args.lr_d, "loss": args.loss, "d_steps": args.d_steps,
         "gp_weight": args.gp_weight, "r1_weight": args.r1_weight, "ema_decay": args.ema_decay,
-        "cuda_graph": args.cuda_graph,
+        "info_weight": args.info_weight, "cuda_graph": args.cuda_graph,
         "compile": None if args.compile is None else (False if args.compile == "none" else args.compile),
     }
 

@@ -17,6 +17,7 @@ References (keys in the book's references.bib):
   hinge                    Lim & Ye 2017 [lim2017geometric]; Miyato et al. 2018 [miyato2018spectral]
   gradient_penalty         Gulrajani et al. 2017 [gulrajani2017wgangp]
   r1_penalty               Mescheder et al. 2018 [mescheder2018r1]
+  information_loss         Chen et al. 2016 [chen2016infogan]
   vae_loss                 Kingma & Welling 2014 [kingma2014vae]
 """
 from __future__ import annotations
@@ -190,6 +191,31 @@ def r1_penalty(critic, real: torch.Tensor, labels: torch.Tensor | None = None) -
     out = _critic(critic, x, labels)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad.flatten(1).pow(2).sum(1).mean()
+
+
+def information_loss(code_logits: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    r"""InfoGAN's information term for a categorical code, as a loss (Chen et al. 2016, eqs. 4-5):
+
+        -L_I(G, Q) + H(c) = mean_i -log Q(c_i | G(z_i, c_i)),
+
+    the cross-entropy of Q's prediction of the code that made each fake. L_I is a lower bound on
+    the mutual information I(c; G(z, c)), and H(c) is a constant (log K for a uniform code), so
+    minimising this over G and Q maximises the bound; the GAN objective becomes
+    min_{G,Q} max_D V(D, G) - lambda L_I(G, Q) (eq. 5), lambda = 1 for discrete codes.
+
+    Args:
+        code_logits: Q's logits of the code, one row per fake.
+        code: the codes the fakes were generated from (int64).
+
+    Shape:
+        - code_logits: (N, K)
+        - code: (N,)
+        - output: ()
+    """
+    if code_logits.dim() != 2 or code.shape != code_logits.shape[:1]:
+        raise ValueError(f"code_logits must have shape (N, K) and code shape (N,); got "
+                         f"{_shape(code_logits)} and {_shape(code)}")
+    return F.cross_entropy(code_logits.float(), code)
 
 
 # ----------------------------------------------------------------------------- VAE objective

@@ -293,6 +293,12 @@ class DCGANGenerator(_Recorded):
     concatenated to z. ``batchnorm=False`` drops the batch norms (an ablation of Radford et al.'s
     guideline; the layers then get biases).
 
+    With ``code_classes = K > 0`` the last K entries of z choose an InfoGAN categorical code
+    (Chen et al. 2016): c = argmax of those entries (:meth:`code`), fed one-hot in their place. For
+    z ~ N(0, I), c is uniform over the K values and independent of the other entries, which is
+    InfoGAN's prior p(c) p(z'), so every sampler that draws z ~ N(0, I) samples the whole model
+    and no caller handles the code. The discriminator's code head (Q) learns to recover c.
+
     Args:
         latent_dim: size of z.
         image_size: side of the square output, one of :data:`DCGAN_SIZES`.
@@ -301,6 +307,7 @@ class DCGANGenerator(_Recorded):
         num_classes: 0 for an unconditional generator, else the number of classes.
         batchnorm: batch norm after every hidden layer.
         hidden: units of a fully connected layer before the first map (0: none).
+        code_classes: values of an InfoGAN categorical code read from z's last entries (0: none).
 
     Shape:
         - z: (N, latent_dim)
@@ -309,13 +316,20 @@ class DCGANGenerator(_Recorded):
     """
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 1,
-                 base_width: int = 64, num_classes: int = 0, batchnorm: bool = True, hidden: int = 0):
+                 base_width: int = 64, num_classes: int = 0, batchnorm: bool = True, hidden: int = 0,
+                 code_classes: int = 0):
         super().__init__()
+        if code_classes and (num_classes or not 2 <= code_classes < latent_dim):
+            raise ValueError(f"code_classes must be 0 (no code) or between 2 and latent_dim - 1 = {latent_dim - 1}, "
+                             f"in an unconditional generator (num_classes=0); got code_classes={code_classes}, "
+                             f"num_classes={num_classes}")
         kwargs = dict(latent_dim=latent_dim, image_size=image_size, channels=channels,
                       base_width=base_width, num_classes=num_classes, batchnorm=batchnorm)
-        self._record(**kwargs, **({"hidden": hidden} if hidden else {}))  # older specs have no "hidden"
+        self._record(**kwargs, **({"hidden": hidden} if hidden else {}),  # older specs have neither
+                     **({"code_classes": code_classes} if code_classes else {}))
         start, stages = _dcgan_layout(image_size)
         self.latent_dim, self.num_classes, self.image_size, self.channels = latent_dim, num_classes, image_size, channels
+        self.code_classes = code_classes
         width = base_width * 2 ** (stages - 1)
         norm = nn.BatchNorm2d if batchnorm else (lambda _: nn.Identity())
         if hidden:
@@ -340,7 +354,25 @@ class DCGANGenerator(_Recorded):
         self._check_labels(labels, z.shape[0])
         if self.num_classes:
             z = torch.cat([z, nn.functional.one_hot(labels, self.num_classes).to(z.dtype)], 1)
+        if self.code_classes:
+            z = torch.cat([z[:, :-self.code_classes],
+                           nn.functional.one_hot(self.code(z), self.code_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The categorical code c (int64, shape (N,)) that z chooses: the argmax of its last
+        ``code_classes`` entries (needs ``code_classes > 0``)."""
+        if not self.code_classes:
+            raise ValueError("this generator has no categorical code; build it with code_classes=K")
+        return z[:, -self.code_classes:].argmax(1)
+
+    def latent_with_code(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """``z`` with its code entries changed so that it chooses ``code`` (int64, shape (N,)), the
+        rest kept: to draw a chosen code. The entry of the chosen value becomes the row's largest."""
+        z = z.clone()
+        tail = z[:, -self.code_classes:]
+        tail.scatter_(1, code[:, None], tail.abs().amax(1, keepdim=True) + 1)
+        return z
 
 
 class DCGANDiscriminator(_Recorded):
@@ -356,6 +388,9 @@ class DCGANDiscriminator(_Recorded):
     the default is batch norm, or none when ``spectral_norm=True`` (SN-GAN, Miyato et al. 2018).
     With ``num_classes > 0`` D is a projection discriminator (Miyato & Koyama 2018): the logit gains
     <embed(label), features>, the features being the last layer's input.
+    With ``code_classes = K > 0`` a second head Q on the same features predicts the generator's
+    InfoGAN code (Chen et al. 2016, appendix C.1: FC 128, normalisation, LeakyReLU, FC K); it
+    runs when ``forward`` is asked for the code's logits.
 
     Args:
         image_size: side of the square input, one of :data:`DCGAN_SIZES`.
@@ -365,19 +400,25 @@ class DCGANDiscriminator(_Recorded):
         norm: ``"batch"``, ``"layer"`` or ``"none"`` (default: see above).
         num_classes: 0 for an unconditional discriminator, else the number of classes.
         hidden: units of a fully connected layer before the logit (0: none).
+        code_classes: values of the generator's InfoGAN code, predicted by a head Q (0: no head).
 
     Shape:
         - x: (N, channels, image_size, image_size), in [-1, 1]
         - labels: (N,) int64, when conditional
-        - output: (N,)
+        - output: (N,), or with ``code_logits=True`` a pair: that and Q's logits (N, code_classes)
     """
 
     def __init__(self, image_size: int = 64, channels: int = 1, base_width: int = 64,
-                 spectral_norm: bool = False, norm: str | None = None, num_classes: int = 0, hidden: int = 0):
+                 spectral_norm: bool = False, norm: str | None = None, num_classes: int = 0, hidden: int = 0,
+                 code_classes: int = 0):
         super().__init__()
+        if code_classes and (num_classes or code_classes < 2):
+            raise ValueError(f"code_classes must be 0 (no code) or at least 2, in an unconditional discriminator "
+                             f"(num_classes=0); got code_classes={code_classes}, num_classes={num_classes}")
         kwargs = dict(image_size=image_size, channels=channels, base_width=base_width,
                       spectral_norm=spectral_norm, norm=norm, num_classes=num_classes)
-        self._record(**kwargs, **({"hidden": hidden} if hidden else {}))  # older specs have no "hidden"
+        self._record(**kwargs, **({"hidden": hidden} if hidden else {}),  # older specs have neither
+                     **({"code_classes": code_classes} if code_classes else {}))
         start, stages = _dcgan_layout(image_size)
         norm = norm or ("none" if spectral_norm else "batch")
         if norm not in ("batch", "layer", "none"):
@@ -403,10 +444,16 @@ class DCGANDiscriminator(_Recorded):
         self.head = sn(nn.Linear(hidden, 1)) if hidden else sn(nn.Conv2d(in_ch, 1, start, 1, 0))
         if num_classes:
             self.embed = sn(nn.Embedding(num_classes, features))
+        self.code_classes = code_classes
+        if code_classes:
+            norm1d = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda _: nn.Identity()}[norm]
+            self.code_head = nn.Sequential(nn.Flatten(), nn.Linear(features, 128, bias=norm == "none"),
+                                           norm1d(128), nn.LeakyReLU(0.2, True), nn.Linear(128, code_classes))
         dcgan_init_(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """One logit per image, shape (N,)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, code_logits: bool = False):
+        """One logit per image, shape (N,); with ``code_logits=True`` also Q's logits of the
+        generator's code, shape (N, code_classes), from the same features."""
         # Without this, a 32x32 image fed to a 28-pixel D runs: the convolutions end on a 2x2
         # map instead of 1x1 and the head returns (N, 4) "logits". x.shape is the logical
         # (N, C, H, W) also for channels_last tensors, so those pass.
@@ -422,6 +469,10 @@ class DCGANDiscriminator(_Recorded):
         out = self.head(h).flatten(1).squeeze(1)
         if self.num_classes:
             out = out + (self.embed(labels) * h.flatten(1)).sum(1)
+        if code_logits:
+            if not self.code_classes:
+                raise ValueError("this discriminator has no code head; build it with code_classes=K")
+            return out, self.code_head(h)
         return out
 
 

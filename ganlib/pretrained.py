@@ -66,11 +66,17 @@ class Recipe:
     steps: int
     ema_decay: float = 0.0  # GANs: the EMA generator ships when > 0
     lr_decay: bool = False  # every rate falls linearly to 0 at the last step
+    info_weight: float | None = None  # InfoGAN's lambda, for a spec with a code (None: the config's default)
+
+    @property
+    def config_fields(self) -> dict:
+        """The config fields this recipe sets (``None``: left at the config's default)."""
+        return {"steps": self.steps, "ema_decay": self.ema_decay or None, "info_weight": self.info_weight}
 
     @property
     def steering(self) -> dict:
         """The config fields (and ``lr_decay``) this recipe sets, in command-line order."""
-        return {"steps": self.steps, "ema_decay": self.ema_decay or None, "lr_decay": self.lr_decay}
+        return {**self.config_fields, "lr_decay": self.lr_decay}
 
     def train_command(self) -> str:
         """The ``python -m ganlib train`` command that trains it (recorded as provenance)."""
@@ -82,8 +88,8 @@ RECIPES: dict[str, Recipe] = {
     "mlp-mnist": Recipe(RunSpec("mnist", "mlp", batch_size=64, seed=0), steps=24000, ema_decay=0.999),
     # the layout InfoGAN and Radford et al.'s own MNIST code use (fully connected layers at G's start and D's end),
     # at half their widths: chosen by python -m ganlib.chapters.dcgan_recipe ablation (book/results/dcgan_recipe.json)
-    "dcgan-mnist": Recipe(RunSpec("mnist", "dcgan", base_width=32, g_fc=512, d_fc=512, batch_size=64, seed=0),
-                          steps=30000, ema_decay=0.999),
+    "dcgan-mnist": Recipe(RunSpec("mnist", "dcgan", base_width=32, g_fc=512, d_fc=512, code_classes=10,
+                                  batch_size=64, seed=0), steps=30000, ema_decay=0.999, info_weight=0.1),
     "cdcgan-mnist": Recipe(RunSpec("mnist", "dcgan", conditional=True, base_width=32, batch_size=64, seed=0),
                            steps=24000, ema_decay=0.999),
     # the VAE chapter's best VAE: MLP 784-512-256-32, Bernoulli decoder on dynamically binarised MNIST
@@ -274,7 +280,7 @@ def _train(recipe: Recipe, out: Path, track_every: int, resume: bool = False, ke
     tracker = TrackFID(track_every, path=out / "fid_over_training.json" if kept else None)
     clock = out / "wall_time_s.json"
     earlier = json.loads(clock.read_text()) if resume and clock.exists() else 0.0
-    steering = {"steps": recipe.steps, "ema_decay": recipe.ema_decay or None, "progress": False,
+    steering = {**recipe.config_fields, "progress": False,
                 "checkpoint_path": str(out / CHECKPOINT_NAME), "checkpoint_every": CHECKPOINT_EVERY if kept else 0}
     if resume:
         trainer = RunSpec.resume(out / CHECKPOINT_NAME, recipe.spec.record(), steering, [tracker], recipe.lr_decay)

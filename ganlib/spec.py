@@ -36,7 +36,7 @@ IMAGES = ("mnist", "fashion_mnist", "digits")
 MODELS = ("mlp", "dcgan", "vae", "conv-vae")
 VAE_MODELS = ("vae", "conv-vae")
 #: the DCGAN's layout beyond its base width: G's and D's own widths, and their fully connected layers
-DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc")
+DCGAN_LAYOUT = ("g_width", "d_width", "g_fc", "d_fc", "code_classes")
 #: config fields that only GANs have (loss, rates, penalties, EMA, speed options): a VAE run refuses them
 GAN_ONLY = tuple(sorted(GANConfig.field_names() - VAEConfig.field_names()))
 
@@ -101,7 +101,7 @@ def _check(spec: "RunSpec") -> None:
     if spec.model not in MODELS:
         refuse("model", f"must be one of {', '.join(MODELS)}; got {spec.model!r}")
     for field, lowest in [("batch_size", 1), ("latent_dim", 1), ("base_width", 1), ("g_width", 1),
-                          ("d_width", 1), ("g_fc", 0), ("d_fc", 0), ("seed", 0)]:
+                          ("d_width", 1), ("g_fc", 0), ("d_fc", 0), ("code_classes", 0), ("seed", 0)]:
         value = getattr(spec, field)
         if value is not None and not _whole(value, lowest):
             refuse(field, f"must be an integer >= {lowest}; got {value!r}")
@@ -111,6 +111,9 @@ def _check(spec: "RunSpec") -> None:
     for field in ("base_width",) + DCGAN_LAYOUT:
         if getattr(spec, field) is not None and spec.model != "dcgan":
             refuse(field, f"sets the DCGAN's layout; model {spec.model!r} does not take it")
+    if spec.code_classes and (spec.conditional or not 2 <= spec.code_classes < (spec.latent_dim or 100)):
+        refuse("code_classes", "must be 0 (no code) or between 2 and the latent size - 1, in an unconditional "
+               f"run (without --conditional): the code replaces z's last entries; got {spec.code_classes!r}")
     if spec.binarize and not spec.is_vae:
         refuse("binarize", f"is a VAE option (binary pixels for a Bernoulli decoder); model {spec.model!r} "
                "is a GAN: leave it out, or use model 'vae' / 'conv-vae'")
@@ -150,10 +153,10 @@ def _models(spec: "RunSpec", data) -> dict:
         return {"vae": models.VAE(shape, latent_dim=spec.latent_dim, arch="conv" if spec.model == "conv-vae" else "mlp")}
     if spec.model == "dcgan":
         return {"generator": models.DCGANGenerator(spec.latent_dim, shape[-1], shape[0], spec.g_width,
-                                                   num_classes=k, hidden=spec.g_fc),
+                                                   num_classes=k, hidden=spec.g_fc, code_classes=spec.code_classes),
                 "discriminator": models.DCGANDiscriminator(shape[-1], shape[0], spec.d_width,
                                                            spectral_norm=spec.spectral_norm, num_classes=k,
-                                                           hidden=spec.d_fc)}
+                                                           hidden=spec.d_fc, code_classes=spec.code_classes)}
     return {"generator": models.MLPGenerator(spec.latent_dim, shape, hidden=spec.preset["g_hidden"],
                                              out_activation="tanh", batchnorm=True, num_classes=k),
             "discriminator": models.MLPDiscriminator(shape, hidden=spec.preset["d_hidden"],
@@ -174,6 +177,8 @@ class RunSpec:
         g_width, d_width: DCGAN only: G's and D's own widths (default: ``base_width``).
         g_fc, d_fc: DCGAN only: units of a fully connected layer at G's start and before D's
             logit (default 0: none), as in Radford et al.'s and InfoGAN's MNIST models.
+        code_classes: DCGAN only: an InfoGAN categorical code of that many values, chosen by z's
+            last entries, and D's head Q that predicts it (default 0: none; Chen et al. 2016).
         conditional: class-conditional G and D (image datasets, GANs).
         spectral_norm: spectral norm in D (GANs).
         binarize: VAEs: fresh binary pixels ~ Bernoulli(grey level) at every step.
@@ -192,6 +197,7 @@ class RunSpec:
     d_width: int | None = None
     g_fc: int | None = None
     d_fc: int | None = None
+    code_classes: int | None = None
     batch_size: int | None = None
     seed: int = 0
 
@@ -207,7 +213,7 @@ class RunSpec:
             if not (self.g_width and self.d_width):  # the base width only fills the width not given
                 self.base_width = self.base_width or self.preset["base_width"]
             self.g_width, self.d_width = self.g_width or self.base_width, self.d_width or self.base_width
-            self.g_fc, self.d_fc = self.g_fc or 0, self.d_fc or 0
+            self.g_fc, self.d_fc, self.code_classes = self.g_fc or 0, self.d_fc or 0, self.code_classes or 0
 
     @property
     def is_vae(self) -> bool:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ganlib.chapters import applications as app
-from ganlib.models import VAE
+from ganlib.models import VAE, DCGANGenerator
 
 
 class LinearGenerator(torch.nn.Module):
@@ -35,6 +35,34 @@ def test_latent_search_recovers_the_hidden_half_of_a_known_generator():
     assert all(p.requires_grad for p in G.parameters())  # the search froze G only while it ran
     with pytest.raises(ValueError, match="mask must have one image's shape"):
         app.inpaint_by_latent_search(G, images, torch.ones(1, 2, 2))
+
+
+class CodedLinearGenerator(LinearGenerator):
+    """LinearGenerator's noise (z[:, :3]) plus an InfoGAN-style code of 4 values read from z[:, 3:]
+    (argmax), which adds one of four very different offsets: only the right code can fit an image."""
+
+    latent_dim, code_classes = 7, 4
+    code = DCGANGenerator.code
+    latent_with_code = DCGANGenerator.latent_with_code
+
+    def __init__(self):
+        super().__init__()
+        self.offsets = torch.nn.Parameter(5 * torch.randn(4, 16))
+
+    def forward(self, z):
+        return (self.linear(z[:, :3]) + self.offsets[self.code(z)]).view(-1, 1, 4, 4)
+
+
+def test_latent_search_enumerates_a_discrete_code_and_keeps_it():
+    torch.manual_seed(0)
+    G = CodedLinearGenerator()
+    z_true = G.latent_with_code(torch.randn(6, 7), torch.tensor([0, 1, 2, 3, 2, 1]))
+    with torch.no_grad():
+        images = G(z_true)
+    mask = app.half_mask((1, 4, 4), keep="top")
+    completed, z = app.inpaint_by_latent_search(G, images, mask, steps=500, lr=0.05, restarts=2, prior_weight=1e-3)
+    assert torch.equal(G.code(z), G.code(z_true))  # one start per code value; the right one fits best
+    assert app.hidden_error(completed, images, mask).max() < 1e-2
 
 
 def test_nearest_neighbour_baseline_and_masks():

@@ -68,6 +68,10 @@ def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask:
     term keeps z where the prior put mass), then return M * x + (1 - M) * G(z*). Adam on z, from
     ``restarts`` random starts per image; each image keeps the start with the lowest visible error.
     Works for a GAN generator or a VAE (through its decoder mean). Returns ``(completed, z*)``.
+
+    A generator with an InfoGAN code (``code_classes = K``) gets K starts per image, one per code
+    value, and only the rest of z is searched: the code is discrete, so no gradient can move it,
+    and Adam's normalised steps on the prior term alone would change it at random.
     """
     if mask.shape != images.shape[1:]:
         raise ValueError(f"mask must have one image's shape {tuple(images.shape[1:])}, got {tuple(mask.shape)}")
@@ -77,15 +81,22 @@ def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask:
     for p in model.parameters():
         p.requires_grad_(False)
     n = len(images)
+    code_classes = getattr(model, "code_classes", 0)
+    restarts = code_classes or restarts
     target = images.repeat(restarts, *[1] * (images.dim() - 1))
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n * restarts, model.latent_dim, generator=g).requires_grad_(True)
-    optimizer = torch.optim.Adam([z], lr=lr)
+    z = torch.randn(n * restarts, model.latent_dim, generator=g)
+    if code_classes:  # start r draws code r; the code's entries stay fixed
+        z = model.latent_with_code(z, torch.arange(restarts).repeat_interleave(n))
+    searched = model.latent_dim - code_classes
+    noise, code_part = z[:, :searched].clone().requires_grad_(True), z[:, searched:]
+    optimizer = torch.optim.Adam([noise], lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
-        visible_error = ((decode(z) - target) * mask).pow(2).flatten(1).sum(1)
-        (visible_error + prior_weight * z.pow(2).sum(1)).sum().backward()
+        visible_error = ((decode(torch.cat([noise, code_part], 1)) - target) * mask).pow(2).flatten(1).sum(1)
+        (visible_error + prior_weight * noise.pow(2).sum(1)).sum().backward()
         optimizer.step()
+    z = torch.cat([noise.detach(), code_part], 1)
     with torch.no_grad():
         out = decode(z)
         visible_error = ((out - target) * mask).pow(2).flatten(1).sum(1).view(restarts, n)

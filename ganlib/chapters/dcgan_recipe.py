@@ -1,7 +1,7 @@
 """Choosing the MNIST DCGAN's layout by measurement: the study behind the shipped ``dcgan-mnist``.
 
 Each arm is a set of run spec fields (:data:`ARMS`, see :class:`ganlib.spec.RunSpec`) that changes the layout of
-the 28x28 DCGAN and nothing else; every arm trains for the same number of steps, with the same
+the 28x28 DCGAN and nothing else (the InfoGAN arms add a code and its weight, :data:`ARM_STEERING`); every arm trains for the same number of steps, with the same
 loss, optimiser, batch size and EMA, over several seeds. Each run is scored on the book's MNIST
 metrics (10,000 samples of the EMA generator against the 10,000 test digits, ganlib's classifier
 features) plus what a reader sees: the share of unrecognisable digits (classifier's top
@@ -10,6 +10,14 @@ probability under 0.9) and the share of each digit. The command::
     python -m ganlib.chapters.dcgan_recipe ablation --steps 2000 --seeds 0 1 2 --workers 2
 
 writes ``book/results/dcgan_recipe.json`` (with provenance); the practice chapter shows it.
+
+The layouts' first 2,000 steps do not show how a recipe ends. :func:`full_runs` scores finished
+full-length runs the same way, from the folders where ``python -m ganlib.pretrained make dcgan-mnist
+--folder DIR`` wrote each candidate (the recipe without a code, and with InfoGAN codes of two weights)::
+
+    python -m ganlib.chapters.dcgan_recipe full-runs DIR...
+
+writes ``book/results/dcgan_full_runs.json``.
 """
 from __future__ import annotations
 
@@ -22,12 +30,14 @@ import torch
 from ..classifier import classify, load_mnist_classifier
 from ..command import COUNT, POSITIVE_INT, UsageError, check_output_file
 from ..metrics import mnist_metrics
-from ..pretrained import generate
+from ..pretrained import generate, info, load
 from ..spec import RunSpec, options
 from .parallel import map_jobs
 from .results import RESULTS_DIR, command_parser, load_results, provenance, run_command
 
 RECIPE_PATH = RESULTS_DIR / "dcgan_recipe.json"
+FULL_RUNS_PATH = RESULTS_DIR / "dcgan_full_runs.json"
+FULL_RUNS_COMMAND = "python -m ganlib.chapters.dcgan_recipe full-runs"
 COMMAND = "python -m ganlib.chapters.dcgan_recipe ablation"
 #: what every arm shares: the shipped recipe's run spec fields and EMA, without the layout, length and seed
 COMMON = {"dataset": "mnist", "model": "dcgan", "batch_size": 64}
@@ -46,6 +56,14 @@ ARMS: dict[str, dict[str, int]] = {
     "FC layout, half width": {"base_width": 32, "g_fc": 512, "d_fc": 512},
     # the half-width generator (the size that ships) against the full-width discriminator (not shipped)
     "FC layout, half-width G, full-width D": {"g_width": 32, "g_fc": 512, "d_width": 64, "d_fc": 1024},
+    # the half-width FC layout with InfoGAN's 10-valued categorical code (Chen et al. 2016), at two weights
+    "FC layout, half width, code (lambda 0.3)": {"base_width": 32, "g_fc": 512, "d_fc": 512, "code_classes": 10},
+    "FC layout, half width, code (lambda 0.1)": {"base_width": 32, "g_fc": 512, "d_fc": 512, "code_classes": 10},
+}
+#: arm -> the config fields it sets besides :data:`STEERING` (the InfoGAN arms' weight lambda)
+ARM_STEERING: dict[str, dict[str, float]] = {
+    "FC layout, half width, code (lambda 0.3)": {"info_weight": 0.3},
+    "FC layout, half width, code (lambda 0.1)": {"info_weight": 0.1},
 }
 UNRECOGNISABLE_BELOW = 0.9  # top classifier probability under this: a reader cannot tell the digit
 
@@ -86,12 +104,14 @@ def score(generator: torch.nn.Module) -> dict:
 def run_arm(job: tuple[str, int, int]) -> dict:
     """Train one (arm, steps, seed) and score it; the row of the results file."""
     arm, steps, seed = job
-    trainer = arm_spec(arm, seed).build_trainer({"steps": steps, **STEERING, "progress": False, "log_every": 10})
+    steering = {**STEERING, **ARM_STEERING.get(arm, {})}
+    trainer = arm_spec(arm, seed).build_trainer({"steps": steps, **steering, "progress": False, "log_every": 10})
     start = time.process_time()
     history = trainer.fit()
     cpu_seconds = time.process_time() - start
     tail = max(1, len(history["d_real"]) // 10)  # the last 10% of the logged steps
-    row = {"arm": arm, "seed": seed, "steps": trainer.step, "options": options(ARMS[arm].items()),
+    row = {"arm": arm, "seed": seed, "steps": trainer.step,
+           "options": options(ARMS[arm].items()) + options(ARM_STEERING.get(arm, {}).items()),
            "g_parameters": sum(p.numel() for p in trainer.generator.parameters()),
            "d_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
            "cpu_s_per_1000_steps": round(1000 * cpu_seconds / trainer.step, 1),
@@ -100,6 +120,42 @@ def run_arm(job: tuple[str, int, int]) -> dict:
     print(json.dumps({k: row[k] for k in ("arm", "seed", "cpu_s_per_1000_steps")}
                      | {"fid_ema": row["ema"]["fid"], "fid_raw": row["raw"]["fid"]}), flush=True)
     return row
+
+
+def info_weight_of(train_command: str) -> float | None:
+    """The InfoGAN weight a recorded train command sets (``--info-weight``), None without a code."""
+    words = train_command.split()
+    if "--code-classes" not in words:
+        return None
+    return float(words[words.index("--info-weight") + 1]) if "--info-weight" in words else 1.0
+
+
+def full_runs(folders: list[Path], name: str = "dcgan-mnist") -> dict:
+    """Score the finished runs that ``pretrained make NAME --folder DIR`` wrote to each folder.
+
+    Each row: the run's train command, steps, wall time and sizes from its record; its shipped
+    (EMA) generator scored by :func:`score` (the record's metrics plus the unrecognisable share,
+    on the same 10,000 seeded samples); the raw generator's recorded metrics; the FID over training.
+    """
+    start = time.perf_counter()
+    rows = []
+    for folder in folders:
+        record = info(name, folder)
+        rows.append({"info_weight": info_weight_of(record["train_command"]),
+                     **{k: record[k] for k in ("train_command", "date", "steps", "wall_time_s", "parameters",
+                                               "discriminator_parameters", "versions")},
+                     "ema": score(load(name, folder)), "raw": record["raw_generator_metrics"],
+                     "fid_over_training": record["fid_over_training"]})
+        print(json.dumps({"info_weight": rows[-1]["info_weight"], **rows[-1]["ema"]}), flush=True)
+    command = f"{FULL_RUNS_COMMAND} " + " ".join(str(f) for f in folders)
+    return {**provenance(command, start), "name": name, "rows": rows,
+            "eval": "10,000 samples of the shipped (EMA) generator (seed 2024) against the 10,000 MNIST test digits, "
+                    f"ganlib classifier features; unrecognisable: top probability < {UNRECOGNISABLE_BELOW}"}
+
+
+def load_full_runs(path: Path = FULL_RUNS_PATH) -> dict:
+    """The committed full-length runs (an error naming the command if they are missing)."""
+    return load_results(path, f"{FULL_RUNS_COMMAND} DIR...")
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -185,7 +241,25 @@ def main(argv=None) -> None:
     a.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     a.add_argument("--workers", type=POSITIVE_INT, default=1, help="parallel processes, one torch thread each")
     a.add_argument("--out", type=Path, default=RECIPE_PATH)
-    run_command(parser, _ablation, argv)
+    f = sub.add_parser("full-runs", help="score finished full-length runs (writes book/results/dcgan_full_runs.json)")
+    f.add_argument("folders", type=Path, nargs="+",
+                   help="folders where `python -m ganlib.pretrained make dcgan-mnist --folder DIR` wrote a run")
+    f.add_argument("--out", type=Path, default=FULL_RUNS_PATH)
+    run_command(parser, _study, argv)
+
+
+def _study(args) -> None:
+    if args.command == "full-runs":
+        check_output_file(args.out, "--out")
+        missing = [str(f) for f in args.folders if not (f / "dcgan-mnist.json").is_file()]
+        if missing:
+            raise UsageError(f"no dcgan-mnist.json in {', '.join(missing)}: give folders that "
+                             "`python -m ganlib.pretrained make dcgan-mnist --folder DIR` wrote")
+        torch.set_num_threads(1)
+        args.out.write_text(json.dumps(full_runs(args.folders), indent=1) + "\n")
+        print(f"wrote {args.out}")
+    else:
+        _ablation(args)
 
 
 def _ablation(args) -> None:

@@ -200,19 +200,20 @@ def shipped_layout(name: str = "dcgan-mnist") -> dict:
 def dcgan_trainer(steps: int, base_width: int = 32, seed: int = 0, snapshot_every: int = 0, fid_every: int = 0,
                   fid_samples: int = 2000, ema_decay: float = 0.999, conditional: bool = False, data=None,
                   g_width: int | None = None, d_width: int | None = None, g_fc: int = 0, d_fc: int = 0,
-                  **config) -> GANTrainer:
+                  code_classes: int = 0, **config) -> GANTrainer:
     """The chapter's DCGAN on MNIST, as ``python -m ganlib train --dataset mnist --model dcgan`` builds it.
 
     ``g_width``/``d_width`` default to ``base_width``; ``g_fc``/``d_fc`` add the fully connected
-    layers (see :class:`ganlib.models.DCGANGenerator`). ``data`` is (images, labels), by default
-    the MNIST training set."""
+    layers and ``code_classes`` an InfoGAN code (see :class:`ganlib.models.DCGANGenerator`; its
+    weight is the config's ``info_weight``). ``data`` is (images, labels), by default the MNIST
+    training set."""
     seed_everything(seed)
     data = data if data is not None else load_mnist("train")
     k = 10 if conditional else 0
     G = models.DCGANGenerator(100, 28, 1, g_width or base_width, num_classes=k,
-                              batchnorm=config.pop("g_batchnorm", True), hidden=g_fc)
+                              batchnorm=config.pop("g_batchnorm", True), hidden=g_fc, code_classes=code_classes)
     D = models.DCGANDiscriminator(28, 1, d_width or base_width, num_classes=k, norm=config.pop("d_norm", None),
-                                  hidden=d_fc)
+                                  hidden=d_fc, code_classes=code_classes)
     callbacks = ([SampleSnapshots(snapshot_every)] if snapshot_every else []) + ([QuickFID(fid_every, fid_samples)] if fid_every else [])
     cfg = GANConfig(**{"steps": steps, "batch_size": 64, "seed": seed, "progress": False, "log_every": 10,
                        "ema_decay": ema_decay, **config})

@@ -85,6 +85,8 @@ class GANConfig(TrainConfig):
     gp_weight: float = 0.0          # lambda: adds gp_weight * gradient_penalty (WGAN-GP uses 10)
     r1_weight: float = 0.0          # adds r1_weight * r1_penalty; Mescheder et al.'s gamma is 2 * r1_weight
     ema_decay: float = 0.0          # > 0 keeps an EMA copy of G (e.g. 0.999); sample() uses it
+    info_weight: float = 1.0        # lambda of InfoGAN's information term (models with a categorical code only;
+                                    # Chen et al. 2016 use 1 for discrete codes)
     # speed options, which only the GAN trainer has (python -m ganlib.bench measures them)
     compile: bool | str = False     # torch.compile the models: True/"default", "reduce-overhead"
                                     # (adds CUDA graphs), "max-autotune", "max-autotune-no-cudagraphs"
@@ -99,10 +101,11 @@ class GANConfig(TrainConfig):
         for name in ("lr_g", "lr_d"):
             _require(_positive_rate(getattr(self, name)), name, getattr(self, name), "a finite number > 0")
         _check_betas(self.betas)
-        for name in ("gp_weight", "r1_weight"):
+        for name in ("gp_weight", "r1_weight", "info_weight"):
             value = getattr(self, name)
-            _require(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0, name, value,
-                     "a finite number >= 0 (0: no penalty)")
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                     and value >= 0, name, value, "a finite number >= 0 (0: no penalty)" if name != "info_weight"
+                     else "a finite number >= 0 (0: the code's head is not trained)")
         _require(valid_ema_decay(self.ema_decay), "ema_decay", self.ema_decay, EMA_DECAY_RANGE)
         compile_mode(self.compile)
         if self.cuda_graph:  # what a captured step cannot contain (torchrun is checked by the trainer)

@@ -17,7 +17,8 @@ from typing import NamedTuple
 import torch
 
 from ..cuda_graph import CUDAGraphStep
-from ..losses import LOGIT_LOSSES, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from ..losses import (LOGIT_LOSSES, discriminator_loss, generator_loss, gradient_penalty, information_loss,
+                      r1_penalty)
 from ..models import batch_norms
 from . import speed
 from .config import GANConfig
@@ -55,6 +56,15 @@ def _conditional(generator, discriminator, has_labels: bool) -> bool:
     return conditional
 
 
+def _code_classes(generator, discriminator) -> int:
+    """The InfoGAN code's number of values (0: none); an error unless G draws it and D's head predicts it."""
+    g, d = getattr(generator, "code_classes", 0), getattr(discriminator, "code_classes", 0)
+    if g != d:
+        raise ValueError(f"the generator draws a code of {g} values and the discriminator's head predicts {d}: "
+                         "build both with the same code_classes (0: no code)")
+    return g
+
+
 @contextlib.contextmanager
 def frozen(module: torch.nn.Module):
     """Turn off ``requires_grad`` of ``module``'s parameters for the block.
@@ -84,6 +94,10 @@ class GANTrainer(Trainer):
     from the last D update (mean sigmoid(D) on data/fakes for the logit losses minimax and
     nonsaturating, mean raw score otherwise), and the learning rates ``lr_g``, ``lr_d``.
     Conditional models (``num_classes > 0``) get the data's labels; fakes reuse the batch's labels.
+    Models with an InfoGAN code (``code_classes > 0``, see :class:`~ganlib.models.DCGANGenerator`)
+    add ``info_weight * information_loss`` to both updates: D's head Q learns to recover the code
+    of D's fakes, and G to make its code recoverable (Chen et al. 2016, eq. 5); the history gains
+    ``loss_info`` (unweighted, from G's update).
     """
 
     config_class = GANConfig
@@ -96,6 +110,7 @@ class GANTrainer(Trainer):
         self.generator = self.place(generator)
         self.discriminator = self.place(discriminator)
         self.conditional = _conditional(generator, discriminator, self.has_labels)
+        self.code_classes = _code_classes(generator, discriminator)
         self.models = {"generator": self.generator, "discriminator": self.discriminator}
         speed.set_up_gan_speed(self, config)
         # what the steps call: DDP-wrapped (under torchrun) and/or compiled views of the same modules,
@@ -111,6 +126,8 @@ class GANTrainer(Trainer):
             self.ema = EMA(self.generator, config.ema_decay)
         if config.gp_weight or config.r1_weight:
             self.history["penalty"] = []
+        if self.code_classes:
+            self.history["loss_info"] = []
         if config.gp_weight and batch_norms(discriminator):
             warnings.warn("the discriminator uses batch norm, which mixes examples, so the gradient penalty no "
                           "longer constrains each example's gradient (Gulrajani et al. 2017, sec. 4); build it with "
@@ -161,11 +178,21 @@ class GANTrainer(Trainer):
         for real, labels, z, eps in zip(inputs.reals, inputs.labels, inputs.d_noise, inputs.gp_eps):
             d_loss, d_real, d_fake, d_penalty = self.d_step(real, labels, z, eps)
             loss_d, penalty = loss_d + d_loss / k, penalty + d_penalty / k
-        loss_g = self.g_step(inputs.g_noise, inputs.labels[-1])
+        loss_g, loss_info = self.g_step(inputs.g_noise, inputs.labels[-1])
         logs = {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake}
         if "penalty" in self.history:
             logs["penalty"] = penalty
+        if self.code_classes:
+            logs["loss_info"] = loss_info
         return logs
+
+    def information(self, out, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits, and the information loss of the code that z chose (0 without a code), from
+        D's output ``out``: the logits, or (logits, Q's code logits) when the models have a code."""
+        if not self.code_classes:
+            return out.float(), torch.zeros((), device=self.device)
+        logits, code_logits = out
+        return logits.float(), information_loss(code_logits, self.generator.code(z))
 
     def d_step(self, real: torch.Tensor, labels: torch.Tensor | None, z: torch.Tensor,
                gp_eps: torch.Tensor | None = None):
@@ -178,7 +205,8 @@ class GANTrainer(Trainer):
         with self.autocast:
             with torch.no_grad():
                 fake = G(z, **kw)
-            real_out, fake_out = D(real, **kw).float(), D(fake, **kw).float()
+            real_out = D(real, **kw).float()
+            fake_out, info = self.information(D(fake, **kw, **self.code_kw), z)
             loss = discriminator_loss(cfg.loss, real_out, fake_out)
             penalty = torch.zeros((), device=self.device)
             D = self.discriminator  # the penalties differentiate twice: plain eager module, never compiled
@@ -189,21 +217,28 @@ class GANTrainer(Trainer):
             if cfg.r1_weight:
                 penalty = penalty + cfg.r1_weight * r1_penalty(D, real, kw.get("labels"))
         self.opt_d.zero_grad(set_to_none=True)
-        (loss + penalty).backward()
+        (loss + penalty + cfg.info_weight * info).backward()
         self.opt_d.step()
         return (loss.detach(), discriminator_summary(cfg.loss, real_out), discriminator_summary(cfg.loss, fake_out),
                 penalty.detach().float())
 
-    def g_step(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """One generator update on the latent codes ``z``; returns the detached loss."""
+    def g_step(self, z: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One generator update on the latent codes ``z``; returns the detached adversarial and
+        information losses (the latter 0 without a code)."""
         kw = {"labels": labels} if self.conditional else {}
         with self.autocast, frozen(self.discriminator):
             fake = self.train_generator(z, **kw)
-            loss = generator_loss(self.config.loss, self.train_discriminator_local(fake, **kw).float())
+            out, info = self.information(self.train_discriminator_local(fake, **kw, **self.code_kw), z)
+            loss = generator_loss(self.config.loss, out)
         self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + self.config.info_weight * info).backward()
         self.opt_g.step()
-        return loss.detach()
+        return loss.detach(), info.detach()
+
+    @property
+    def code_kw(self) -> dict:
+        """What D is called with so that it also returns Q's code logits (nothing without a code)."""
+        return {"code_logits": True} if self.code_classes else {}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint's state (see :meth:`Trainer.load_state_dict`)."""
