@@ -359,16 +359,33 @@ class DCGANGenerator(_Recorded):
                            nn.functional.one_hot(self.code(z), self.code_classes).to(z.dtype)], 1)
         return self.net(z[:, :, None, None])
 
-    def code(self, z: torch.Tensor) -> torch.Tensor:
-        """The categorical code c (int64, shape (N,)) that z chooses: the argmax of its last
-        ``code_classes`` entries (needs ``code_classes > 0``)."""
+    def _check_code(self) -> None:
         if not self.code_classes:
             raise ValueError("this generator has no categorical code; build it with code_classes=K")
+
+    def code(self, z: torch.Tensor) -> torch.Tensor:
+        """The categorical code c that z chooses: the argmax of its last ``code_classes`` entries.
+
+        Shape:
+            - z: (N, latent_dim)
+            - output: (N,), int64 in [0, code_classes)
+        """
+        self._check_code()
         return z[:, -self.code_classes:].argmax(1)
 
     def latent_with_code(self, z: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """``z`` with its code entries changed so that it chooses ``code`` (int64, shape (N,)), the
-        rest kept: to draw a chosen code. The entry of the chosen value becomes the row's largest."""
+        """A copy of ``z`` that chooses ``code``: the entry of the chosen value is raised above the
+        others of the code's entries; every other entry is kept. To draw a chosen code.
+
+        Shape:
+            - z: (N, latent_dim)
+            - code: (N,), int64 in [0, code_classes)
+            - output: (N, latent_dim)
+        """
+        self._check_code()
+        if code.shape != z.shape[:1] or code.min() < 0 or code.max() >= self.code_classes:
+            raise ValueError(f"code must have shape ({z.shape[0]},) with values in [0, {self.code_classes}); got "
+                             f"shape {tuple(code.shape)}, values {code.min().item()} to {code.max().item()}")
         z = z.clone()
         tail = z[:, -self.code_classes:]
         tail.scatter_(1, code[:, None], tail.abs().amax(1, keepdim=True) + 1)
@@ -390,7 +407,9 @@ class DCGANDiscriminator(_Recorded):
     <embed(label), features>, the features being the last layer's input.
     With ``code_classes = K > 0`` a second head Q on the same features predicts the generator's
     InfoGAN code (Chen et al. 2016, appendix C.1: FC 128, normalisation, LeakyReLU, FC K); it
-    runs when ``forward`` is asked for the code's logits.
+    runs when ``forward`` is asked for the code's logits. Q is not spectrally normalised: it
+    never scores real against fake, so the Lipschitz bound that spectral norm gives D's logit does
+    not concern it.
 
     Args:
         image_size: side of the square input, one of :data:`DCGAN_SIZES`.
@@ -451,7 +470,8 @@ class DCGANDiscriminator(_Recorded):
                                            norm1d(128), nn.LeakyReLU(0.2, True), nn.Linear(128, code_classes))
         dcgan_init_(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, code_logits: bool = False):
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                code_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """One logit per image, shape (N,); with ``code_logits=True`` also Q's logits of the
         generator's code, shape (N, code_classes), from the same features."""
         # Without this, a 32x32 image fed to a 28-pixel D runs: the convolutions end on a 2x2

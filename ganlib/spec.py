@@ -111,9 +111,11 @@ def _check(spec: "RunSpec") -> None:
     for field in ("base_width",) + DCGAN_LAYOUT:
         if getattr(spec, field) is not None and spec.model != "dcgan":
             refuse(field, f"sets the DCGAN's layout; model {spec.model!r} does not take it")
-    if spec.code_classes and (spec.conditional or not 2 <= spec.code_classes < (spec.latent_dim or 100)):
-        refuse("code_classes", "must be 0 (no code) or between 2 and the latent size - 1, in an unconditional "
-               f"run (without --conditional): the code replaces z's last entries; got {spec.code_classes!r}")
+    latent_dim = spec.latent_dim or preset(spec.dataset, spec.model)["latent_dim"]
+    if spec.code_classes and (spec.conditional or not 2 <= spec.code_classes < latent_dim):
+        refuse("code_classes", f"must be 0 (no code) or between 2 and the latent size - 1 ({latent_dim - 1}; "
+               f"--latent-dim sets it), in an unconditional run (without --conditional): the code replaces z's "
+               f"last entries; got {spec.code_classes!r}")
     if spec.binarize and not spec.is_vae:
         refuse("binarize", f"is a VAE option (binary pixels for a Bernoulli decoder); model {spec.model!r} "
                "is a GAN: leave it out, or use model 'vae' / 'conv-vae'")
@@ -137,6 +139,9 @@ def _steering(spec: "RunSpec", fields: dict | None) -> dict:
             raise SpecError(f"{', '.join(bad)} {'is a GAN option' if len(bad) == 1 else 'are GAN options'}; "
                             "this run trains a VAE (it takes --lr)")
         return {k: v for k, v in fields.items() if k not in GAN_ONLY}
+    if "info_weight" in fields and not spec.code_classes:
+        raise SpecError("--info-weight weights an InfoGAN code; this run has none: give --code-classes K too, "
+                        "or leave --info-weight out")
     lr = fields.pop("lr", None)
     return {**({"lr_g": lr, "lr_d": lr} if lr is not None else {}), **fields}
 

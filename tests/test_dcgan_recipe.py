@@ -80,3 +80,28 @@ def test_combine_keeps_other_arms_and_replaces_rerun_ones():
     assert both["summary"][arms[1]]["fid"]["mean"] == 8.0
     with pytest.raises(ValueError, match="separate files"):
         dcgan_recipe.combine(first, result("c", [], steps=20))
+
+
+def test_code_arms_carry_their_weight_and_the_rest_do_not():
+    for arm in dcgan_recipe.ARMS:
+        built = dcgan_recipe.arm_spec(arm).build_models((torch.zeros(2, 1, 28, 28),))
+        has_code = built["generator"].code_classes == built["discriminator"].code_classes == 10
+        assert has_code == (arm in dcgan_recipe.ARM_STEERING), arm
+    weights = {arm: s["info_weight"] for arm, s in dcgan_recipe.ARM_STEERING.items()}
+    assert all(f"lambda {w}" in arm for arm, w in weights.items())
+
+
+def test_info_weight_of_a_recorded_command():
+    spec = RunSpec("mnist", "dcgan", base_width=32, g_fc=512, d_fc=512, code_classes=10)
+    assert dcgan_recipe.info_weight_of(spec.command({"steps": 10, "info_weight": 0.3})) == 0.3
+    assert dcgan_recipe.info_weight_of(spec.command({"steps": 10})) == 1.0  # the config's default
+    assert dcgan_recipe.info_weight_of(RunSpec("mnist", "dcgan").command({"steps": 10})) is None
+
+
+def test_full_runs_refuses_a_folder_without_a_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        dcgan_recipe.main(["full-runs", str(tmp_path), "--out", str(tmp_path / "out.json")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "no dcgan-mnist.json in" in err and "pretrained make dcgan-mnist --folder DIR" in err
+    assert not (tmp_path / "out.json").exists()

@@ -99,8 +99,12 @@ def test_errors_name_the_fix():
         RunSpec("mnist", "mlp", code_classes=10)
     with pytest.raises(SpecError, match=r"code_classes \(--code-classes\).*without --conditional"):
         RunSpec("mnist", "dcgan", conditional=True, code_classes=10)
-    with pytest.raises(SpecError, match="info_weight.*is a GAN option|--info-weight is a GAN option"):
+    with pytest.raises(SpecError, match="--info-weight is a GAN option"):
         RunSpec("mnist", "vae").config({"info_weight": 1.0})
+    with pytest.raises(SpecError, match="give --code-classes K too"):
+        RunSpec("mnist", "dcgan").config({"info_weight": 1.0})
+    with pytest.raises(SpecError, match=r"latent size - 1 \(31; --latent-dim sets it\)"):
+        RunSpec("digits", "dcgan", code_classes=40)
     assert isinstance(SpecError("x"), UsageError)
 
 
@@ -124,6 +128,31 @@ def test_training_makes_the_code_recoverable(tmp_path):
     with torch.no_grad():
         _, code_logits = D(G(z), code_logits=True)
     assert (code_logits.argmax(1) == G.code(z)).float().mean() > 0.6
+
+
+def test_each_update_sends_the_information_term_where_eq_5_says(tmp_path):
+    """G's update: the term reaches G (through frozen D and Q); D's update: it trains Q and D's layers."""
+    grads = {}
+    for weight in (0.0, 1.0):
+        trainer = _trainer(tmp_path / str(weight), steps=1, info_weight=weight)
+        inputs = trainer.draw_inputs()
+        trainer.g_step(inputs.g_noise, None)
+        grads[weight] = {"G": [p.grad.clone() for p in trainer.generator.parameters()],
+                         "Q after G's update": [p.grad for p in trainer.discriminator.code_head.parameters()]}
+        trainer.d_step(inputs.reals[0], None, inputs.d_noise[0])
+        grads[weight]["Q"] = [p.grad.clone() for p in trainer.discriminator.code_head.parameters()]
+    assert all(g is None for g in grads[1.0]["Q after G's update"])  # D (and Q) frozen in G's update
+    assert any(not torch.allclose(a, b) for a, b in zip(grads[0.0]["G"], grads[1.0]["G"]))
+    assert all(g.abs().sum() == 0 for g in grads[0.0]["Q"]) and all(g.abs().sum() > 0 for g in grads[1.0]["Q"])
+
+
+def test_latent_with_code_refuses_bad_codes():
+    G, _ = _models(code_classes=4)
+    with pytest.raises(ValueError, match=r"code must have shape \(3,\) with values in \[0, 4\)"):
+        G.latent_with_code(torch.randn(3, 12), torch.tensor([0, 4, 1]))
+    with pytest.raises(ValueError, match="build it with code_classes=K"):
+        DCGANGenerator(latent_dim=12, image_size=28, base_width=8).latent_with_code(torch.randn(2, 12),
+                                                                                    torch.tensor([0, 1]))
 
 
 def test_info_weight_zero_leaves_the_code_unlearned(tmp_path):

@@ -194,3 +194,25 @@ def test_the_practice_page_shows_the_code_that_runs_and_no_project_goals():
         assert word not in prose, word
     # claims are checked by cells the site hides
     assert sum("remove-cell" in c["metadata"].get("tags", []) for c in nb["cells"]) >= 3
+
+
+def test_digits_per_code_reads_the_majority_digit_of_each_code():
+    codes = torch.tensor([0, 0, 0, 1, 1, 2])
+    probabilities = torch.nn.functional.one_hot(torch.tensor([7, 7, 3, 1, 1, 4]), 10).float()
+    rows = practice.digits_per_code(codes, probabilities, 4)
+    assert [(r["code"], r["samples"], r["digit"]) for r in rows[:3]] == [(0, 3, 7), (1, 2, 1), (2, 1, 4)]
+    assert rows[3]["samples"] == 0 and rows[3]["share"] == 0.0
+    assert rows[0]["share"] == pytest.approx(2 / 3) and rows[1]["share"] == 1.0
+    with pytest.raises(ValueError, match="codes must have shape"):
+        practice.digits_per_code(codes[:2], probabilities, 4)
+
+
+def test_code_grid_draws_one_code_value_per_row():
+    from ganlib.models import DCGANGenerator
+
+    torch.manual_seed(0)
+    G = DCGANGenerator(latent_dim=12, image_size=28, base_width=4, hidden=16, code_classes=3).train()
+    grid = practice.code_grid(G, columns=4)
+    assert grid.shape == (12, 1, 28, 28) and G.training
+    # same noise in each column, so rows differ only through the code
+    assert not torch.allclose(grid[:4], grid[4:8])

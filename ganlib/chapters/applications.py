@@ -69,9 +69,10 @@ def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask:
     ``restarts`` random starts per image; each image keeps the start with the lowest visible error.
     Works for a GAN generator or a VAE (through its decoder mean). Returns ``(completed, z*)``.
 
-    A generator with an InfoGAN code (``code_classes = K``) gets K starts per image, one per code
-    value, and only the rest of z is searched: the code is discrete, so no gradient can move it,
-    and Adam's normalised steps on the prior term alone would change it at random.
+    For a generator with an InfoGAN code (``code_classes = K``) the starts are rounded up to a
+    multiple of K, each code value taking the same number, and only the rest of z is searched:
+    the code is discrete, so no gradient can move it, and Adam's normalised steps on the prior
+    term alone would change it at random.
     """
     if mask.shape != images.shape[1:]:
         raise ValueError(f"mask must have one image's shape {tuple(images.shape[1:])}, got {tuple(mask.shape)}")
@@ -82,12 +83,13 @@ def inpaint_by_latent_search(model: torch.nn.Module, images: torch.Tensor, mask:
         p.requires_grad_(False)
     n = len(images)
     code_classes = getattr(model, "code_classes", 0)
-    restarts = code_classes or restarts
+    if code_classes:
+        restarts = code_classes * -(-restarts // code_classes)
     target = images.repeat(restarts, *[1] * (images.dim() - 1))
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n * restarts, model.latent_dim, generator=g)
-    if code_classes:  # start r draws code r; the code's entries stay fixed
-        z = model.latent_with_code(z, torch.arange(restarts).repeat_interleave(n))
+    if code_classes:  # start r draws code r mod K; the code's entries stay fixed
+        z = model.latent_with_code(z, (torch.arange(restarts) % code_classes).repeat_interleave(n))
     searched = model.latent_dim - code_classes
     noise, code_part = z[:, :searched].clone().requires_grad_(True), z[:, searched:]
     optimizer = torch.optim.Adam([noise], lr=lr)

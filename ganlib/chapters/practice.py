@@ -244,6 +244,41 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, spherical: b
 
 
 @torch.no_grad()
+def code_grid(generator: nn.Module, columns: int = 10, seed: int = 5) -> torch.Tensor:
+    """Images of a generator with an InfoGAN code: row k draws code value k, with the same noise
+    in each column; shape (code_classes * columns, C, H, W)."""
+    k = generator.code_classes
+    noise = torch.randn(columns, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.cat([generator.latent_with_code(noise, torch.full((columns,), value)) for value in range(k)])
+    was_training = generator.training
+    generator.eval()
+    images = generator(z)
+    generator.train(was_training)
+    return images
+
+
+def digits_per_code(codes: torch.Tensor, probabilities: torch.Tensor, code_classes: int) -> list[dict]:
+    """For each code value: how many samples drew it, the digit the classifier reads most often in
+    them, and that digit's share (1: the code is one digit).
+
+    Args:
+        codes: the code of each sample, int64, shape (N,).
+        probabilities: the classifier's class probabilities of the samples, shape (N, classes).
+        code_classes: the number of code values (a value no sample drew gets a row of 0 samples).
+    """
+    if codes.shape != probabilities.shape[:1]:
+        raise ValueError(f"codes must have shape (N,) for probabilities of shape (N, classes); got "
+                         f"{tuple(codes.shape)} and {tuple(probabilities.shape)}")
+    digits = probabilities.argmax(1)
+    rows = []
+    for value in range(code_classes):
+        counts = torch.bincount(digits[codes == value], minlength=probabilities.shape[1])
+        total = int(counts.sum())
+        rows.append({"code": value, "samples": total, "digit": int(counts.argmax()),
+                     "share": float(counts.max()) / total if total else 0.0})
+    return rows
+
+
 def explorer_images(generator: nn.Module, seed_a: int, seed_b: int, t: float, shifts: list[float],
                     label: int | None = None) -> torch.Tensor:
     """One image: z = slerp(z_a, z_b, t), plus ``shifts[i]`` along latent axis i."""

@@ -216,8 +216,9 @@ class GANTrainer(Trainer):
                 penalty = penalty + cfg.gp_weight * gradient_penalty(D, real, fake, kw.get("labels"), eps=gp_eps)
             if cfg.r1_weight:
                 penalty = penalty + cfg.r1_weight * r1_penalty(D, real, kw.get("labels"))
+        total = loss + penalty + cfg.info_weight * info if self.code_classes else loss + penalty
         self.opt_d.zero_grad(set_to_none=True)
-        (loss + penalty + cfg.info_weight * info).backward()
+        total.backward()
         self.opt_d.step()
         return (loss.detach(), discriminator_summary(cfg.loss, real_out), discriminator_summary(cfg.loss, fake_out),
                 penalty.detach().float())
@@ -230,8 +231,9 @@ class GANTrainer(Trainer):
             fake = self.train_generator(z, **kw)
             out, info = self.information(self.train_discriminator_local(fake, **kw, **self.code_kw), z)
             loss = generator_loss(self.config.loss, out)
+        total = loss + self.config.info_weight * info if self.code_classes else loss
         self.opt_g.zero_grad(set_to_none=True)
-        (loss + self.config.info_weight * info).backward()
+        total.backward()
         self.opt_g.step()
         return loss.detach(), info.detach()
 
