@@ -186,7 +186,8 @@ def test_the_practice_page_shows_the_code_that_runs_and_no_project_goals():
     prose = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").lower()
     shown = " ".join(c for c in code_cells if "code.source(" in c)
     for name in ("models.DCGANGenerator", "models.DCGANDiscriminator", "GANTrainer.gan_step", "GANTrainer.d_step",
-                 "GANTrainer.g_step", "losses.discriminator_loss", "losses.generator_loss"):
+                 "GANTrainer.g_step", "GANTrainer.information", "losses.discriminator_loss", "losses.generator_loss",
+                 "losses.information_loss"):
         assert name in shown, name
     # the working model comes before the sources' corrections
     assert prose.index("## a dcgan for mnist") < prose.index("## the sources' code, corrected")
