@@ -87,9 +87,11 @@ RECIPES: dict[str, Recipe] = {
     # the source article's MLP GAN done right: tanh output, batch norm in G, LeakyReLU D, one Adam each
     "mlp-mnist": Recipe(RunSpec("mnist", "mlp", batch_size=64, seed=0), steps=24000, ema_decay=0.999),
     # the layout InfoGAN and Radford et al.'s own MNIST code use (fully connected layers at G's start and D's end),
-    # at half their widths: chosen by python -m ganlib.chapters.dcgan_recipe ablation (book/results/dcgan_recipe.json)
+    # at half their widths: chosen by python -m ganlib.chapters.dcgan_recipe ablation (book/results/dcgan_recipe.json);
+    # with InfoGAN's 10-valued code at lambda 0.3, chosen over 0.1 and no code by full 30,000-step runs
+    # (python -m ganlib.chapters.dcgan_recipe full-runs, book/results/dcgan_full_runs.json)
     "dcgan-mnist": Recipe(RunSpec("mnist", "dcgan", base_width=32, g_fc=512, d_fc=512, code_classes=10,
-                                  batch_size=64, seed=0), steps=30000, ema_decay=0.999, info_weight=0.1),
+                                  batch_size=64, seed=0), steps=30000, ema_decay=0.999, info_weight=0.3),
     "cdcgan-mnist": Recipe(RunSpec("mnist", "dcgan", conditional=True, base_width=32, batch_size=64, seed=0),
                            steps=24000, ema_decay=0.999),
     # the VAE chapter's best VAE: MLP 784-512-256-32, Bernoulli decoder on dynamically binarised MNIST

@@ -279,6 +279,7 @@ def digits_per_code(codes: torch.Tensor, probabilities: torch.Tensor, code_class
     return rows
 
 
+@torch.no_grad()
 def explorer_images(generator: nn.Module, seed_a: int, seed_b: int, t: float, shifts: list[float],
                     label: int | None = None) -> torch.Tensor:
     """One image: z = slerp(z_a, z_b, t), plus ``shifts[i]`` along latent axis i."""
