@@ -44,6 +44,7 @@ class CodedLinearGenerator(LinearGenerator):
     latent_dim, code_classes = 7, 4
     code = DCGANGenerator.code
     latent_with_code = DCGANGenerator.latent_with_code
+    _check_code = DCGANGenerator._check_code
 
     def __init__(self):
         super().__init__()
