@@ -5,6 +5,7 @@ Modules:
   loop        Trainer: the shared loop (draw inputs, step, log, callbacks)
   state       what a checkpoint holds; saving it, and rebuilding a trainer from it (resume)
   gan         GANTrainer: Goodfellow et al.'s Algorithm 1, its inputs (GANStepInputs), penalties, EMA
+  gan_sampling  GANTrainer's sampling: the EMA generator (batch norm re-estimated) or the raw one
   vae         VAETrainer: the negative ELBO
   ema         the EMA copy of the generator
   batches     where batches come from (tensors, a DeviceLoader, a distribution)

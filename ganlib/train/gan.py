@@ -23,7 +23,8 @@ from ..models import batch_norms
 from . import speed
 from .config import GANConfig
 from .ema import EMA
-from .loop import Trainer, eval_mode
+from .gan_sampling import GANSampling
+from .loop import Trainer
 
 
 class GANStepInputs(NamedTuple):
@@ -82,7 +83,7 @@ def frozen(module: torch.nn.Module):
             p.requires_grad_(True)
 
 
-class GANTrainer(Trainer):
+class GANTrainer(GANSampling, Trainer):
     """Goodfellow et al. (2014)'s Algorithm 1 with a choice of loss, penalties and an EMA generator.
 
     Each step: ``d_steps`` times { update D on a data batch and fresh fakes, with
@@ -246,36 +247,3 @@ class GANTrainer(Trainer):
         """Restore a checkpoint's state (see :meth:`Trainer.load_state_dict`)."""
         super().load_state_dict(state)
         self.graphed_step = None  # new optimizer state tensors: capture the step again
-
-    # -- sampling
-    def sampling_generator(self, ema: bool = True) -> torch.nn.Module:
-        """The generator that :meth:`sample` runs: the raw one, or the EMA one with batch-norm
-        statistics re-estimated for the averaged weights (:meth:`EMA.sampling_copy`)."""
-        if not (ema and self.ema is not None):
-            return self.generator
-        return self.ema.sampling_copy(self.step, seed=self.config.seed + 3)
-
-    @torch.no_grad()
-    def sample(self, n: int | None = None, labels: torch.Tensor | None = None, z: torch.Tensor | None = None,
-               ema: bool = True, seed: int | None = None) -> torch.Tensor:
-        """Generated samples (float32, on the device), in eval mode, from the EMA generator if any
-        (with re-estimated batch-norm statistics, see :meth:`sampling_generator`).
-
-        The noise is ``z`` if given, else drawn on the CPU from a generator seeded with ``seed``
-        (default ``config.seed``): the same call gives the same samples, and sampling never touches
-        the training RNG streams. Conditional models cycle through the classes unless given ``labels``.
-        """
-        G = self.sampling_generator(ema)
-        if z is None:
-            z = self.seeded_noise(n, self.generator.latent_dim, self.config.seed if seed is None else seed)
-        z = z.to(self.device)
-        kw = {}
-        if self.conditional:
-            labels = labels if labels is not None else torch.arange(len(z)) % self.generator.num_classes
-            kw = {"labels": labels.to(self.device)}
-        with eval_mode(G):
-            return G(z, **kw).float()
-
-    def sample_fixed(self) -> torch.Tensor:
-        """Samples from the fixed noise batch (and labels), for snapshots."""
-        return self.sample(z=self.fixed_noise, labels=self.fixed_labels)
