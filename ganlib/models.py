@@ -454,8 +454,9 @@ class DCGANDiscriminator(_Recorded):
             layers.append(nn.LeakyReLU(0.2, True))
             in_ch, width = width, width * 2
         features = in_ch * start * start
+        # the fully connected layers' normalisation (before the logit, and in the code head Q)
+        norm1d = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda _: nn.Identity()}[norm]
         if hidden:
-            norm1d = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda _: nn.Identity()}[norm]
             layers += [nn.Flatten(), sn(nn.Linear(features, hidden, bias=norm == "none")), norm1d(hidden),
                        nn.LeakyReLU(0.2, True)]
             features = hidden
@@ -465,7 +466,6 @@ class DCGANDiscriminator(_Recorded):
             self.embed = sn(nn.Embedding(num_classes, features))
         self.code_classes = code_classes
         if code_classes:
-            norm1d = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda _: nn.Identity()}[norm]
             self.code_head = nn.Sequential(nn.Flatten(), nn.Linear(features, 128, bias=norm == "none"),
                                            norm1d(128), nn.LeakyReLU(0.2, True), nn.Linear(128, code_classes))
         dcgan_init_(self)

@@ -36,7 +36,7 @@ from ..losses import generator_loss
 from ..metrics import frechet_distance_from_features
 from ..pretrained import RECIPES
 from ..spec import DCGAN_LAYOUT
-from ..train import GANConfig, GANTrainer, SampleSnapshots
+from ..train import GANConfig, GANTrainer, SampleSnapshots, eval_mode
 from .interactive import WithStaticFallback, figure_html
 from .plots import show_images
 from .results import (RESULTS_DIR, add_command, command_parser, cpu_machine, load_results, provenance, run_command,
@@ -250,11 +250,8 @@ def code_grid(generator: nn.Module, columns: int = 10, seed: int = 5) -> torch.T
     k = generator.code_classes
     noise = torch.randn(columns, generator.latent_dim, generator=torch.Generator().manual_seed(seed))
     z = torch.cat([generator.latent_with_code(noise, torch.full((columns,), value)) for value in range(k)])
-    was_training = generator.training
-    generator.eval()
-    images = generator(z)
-    generator.train(was_training)
-    return images
+    with eval_mode(generator):
+        return generator(z)
 
 
 def digits_per_code(codes: torch.Tensor, probabilities: torch.Tensor, code_classes: int) -> list[dict]:
